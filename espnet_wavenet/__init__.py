@@ -1,0 +1,3 @@
+"""Mel-conditioned WaveNet vocoder for ESPnet."""
+
+__version__ = "0.1.0"

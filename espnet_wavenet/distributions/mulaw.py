@@ -1,0 +1,54 @@
+"""256-way mu-law softmax, the paper's output (Sec. 2.2)."""
+
+from typing import Optional
+
+import torch
+import torchaudio
+
+from espnet_wavenet.distributions.base import Distribution, inverse_cdf
+
+
+class MuLawSoftmax(Distribution):
+    """Categorical distribution over mu-law companded classes."""
+
+    input_type = "categorical"
+    noise_dim = 1
+
+    def __init__(self, quantization_channels: int = 256):
+        self.quantization_channels = int(quantization_channels)
+        self.out_channels = self.quantization_channels
+        self.in_classes = self.quantization_channels
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Waveform in [-1, 1] -> class ids (long)."""
+        return torchaudio.functional.mu_law_encoding(
+            x.clamp(-1.0, 1.0), self.quantization_channels
+        )
+
+    def decode(self, q: torch.Tensor) -> torch.Tensor:
+        """Class ids -> waveform in [-1, 1] (float32)."""
+        return torchaudio.functional.mu_law_decoding(q, self.quantization_channels).to(
+            torch.float32
+        )
+
+    def encode_input(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encode(x)
+
+    def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(
+            logits, self.encode(x), reduction="none"
+        )
+
+    def sample(
+        self,
+        logits: torch.Tensor,
+        noise: torch.Tensor,
+        temperature: float = 1.0,
+        log_scale_min: Optional[float] = None,
+    ) -> torch.Tensor:
+        if temperature <= 0.0:
+            idx = logits.argmax(dim=-1)
+        else:
+            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            idx = inverse_cdf(probs, noise[:, 0])
+        return self.decode(idx)

@@ -1,0 +1,55 @@
+"""The feature definition shared by training, generation and the TTS pairing."""
+
+from typing import Any, Dict, Optional
+
+import torch
+
+# ESPnet's LogMelFbank defaults with the hop and range of its tts1 recipes.
+DEFAULT_FEATS_CONF: Dict[str, Any] = dict(
+    fs=22050,
+    n_fft=1024,
+    win_length=None,
+    hop_length=256,
+    window="hann",
+    n_mels=80,
+    fmin=80,
+    fmax=7600,
+    htk=False,
+    log_base=10.0,
+)
+
+FEATS_FIELDS = tuple(DEFAULT_FEATS_CONF)
+
+
+def check_feats_conf(conf: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """Complete a feature configuration with ESPnet's defaults and validate it."""
+    conf = dict(conf or {})
+    unknown = sorted(set(conf) - set(FEATS_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown feature fields {unknown}; known: {list(FEATS_FIELDS)}")
+    out = dict(DEFAULT_FEATS_CONF)
+    out.update(conf)
+    for key in ("fs", "n_fft", "hop_length", "n_mels"):
+        out[key] = int(out[key])
+        if out[key] <= 0:
+            raise ValueError(f"feature field {key} must be positive, got {out[key]}")
+    if out["win_length"] is not None:
+        out["win_length"] = int(out["win_length"])
+    if out["log_base"] is not None:
+        out["log_base"] = float(out["log_base"])
+    return out
+
+
+def build_feats_extract(conf: Dict[str, Any]):
+    """ESPnet's own LogMelFbank for this configuration (identical features)."""
+    from espnet2.tts.feats_extract.log_mel_fbank import LogMelFbank
+
+    return LogMelFbank(**check_feats_conf(conf))
+
+
+@torch.no_grad()
+def extract_feats(wav: torch.Tensor, conf: Dict[str, Any]) -> torch.Tensor:
+    """Log-mel frames (T_frames, n_mels) of a 1-D waveform, computed by ESPnet."""
+    fe = build_feats_extract(conf)
+    feats, _ = fe(wav.reshape(1, -1).float(), torch.tensor([wav.numel()]))
+    return feats[0]

@@ -1,0 +1,31 @@
+"""Autoregressive generation: the reference oracle and faster generators.
+
+Every generator has ``generate(c_up, length, noise, g=None, temperature=1.0,
+log_scale_min=None, return_logits=False)`` returning ``(samples, logits)``.
+"""
+
+import logging
+
+from espnet_wavenet.distributions import Distribution
+from espnet_wavenet.generation.reference import ReferenceGenerator
+from espnet_wavenet.models.wavenet import WaveNet
+
+GENERATORS = ("auto", "fast", "reference")
+
+
+def build_generator(net: WaveNet, dist: Distribution, kind: str = "auto"):
+    """``auto``: the fast compiled generator when it can be built, else the reference."""
+    if kind not in GENERATORS:
+        raise ValueError(f"generator must be one of {GENERATORS}, got {kind!r}")
+    if kind == "reference":
+        return ReferenceGenerator(net, dist)
+    try:
+        from espnet_wavenet.generation.fast import FastGenerator, fast_available
+    except ImportError:  # the fast generator is not part of this build
+        fast_available = None
+    if fast_available is not None and fast_available(net):
+        return FastGenerator(net, dist)
+    if kind == "fast":
+        raise RuntimeError("the fast generator is not available on this machine")
+    logging.warning("fast generator unavailable; using the (slow) reference generator")
+    return ReferenceGenerator(net, dist)

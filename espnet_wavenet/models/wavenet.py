@@ -1,0 +1,158 @@
+"""The WaveNet network (van den Oord et al. 2016, arXiv 1609.03499)."""
+
+import math
+from typing import List, Optional, Sequence
+
+import torch
+
+from espnet_wavenet.layers.residual_block import ResidualBlock
+from espnet_wavenet.layers.upsample import ConditioningUpsampler
+
+
+def dilations_for(layers: int, stacks: int) -> List[int]:
+    """Dilations 1, 2, 4, ... 2^(layers/stacks - 1), repeated ``stacks`` times."""
+    if layers <= 0 or stacks <= 0 or layers % stacks != 0:
+        raise ValueError(
+            f"layers ({layers}) must be a positive multiple of stacks ({stacks})"
+        )
+    cycle = layers // stacks
+    return [2 ** (i % cycle) for i in range(layers)]
+
+
+def receptive_field(layers: int, stacks: int, kernel_size: int) -> int:
+    """Samples seen by one output: (kernel_size - 1) * sum(dilations) + 1."""
+    return (kernel_size - 1) * sum(dilations_for(layers, stacks)) + 1
+
+
+class WaveNet(torch.nn.Module):
+    """Causal dilated-conv stack with gated units, residual and skip connections.
+
+    Input of :meth:`forward`: ``x`` (B, T), the *previous* samples in the
+    distribution's input form (class ids for categorical input, floats
+    otherwise), i.e. ``x[:, t]`` is sample t-1; ``c`` (B, aux_channels,
+    T_frames + 2 * aux_context_window) log-mel frames with context; ``g`` (B,)
+    speaker ids. Output: logits (B, out_channels, T), where logits[:, :, t]
+    depends on x[:, :t+1] only.
+    """
+
+    def __init__(
+        self,
+        out_channels: int = 256,
+        input_type: str = "categorical",
+        in_classes: int = 256,
+        layers: int = 24,
+        stacks: int = 4,
+        kernel_size: int = 2,
+        residual_channels: int = 64,
+        gate_channels: int = 128,
+        skip_channels: int = 64,
+        aux_channels: int = 80,
+        aux_context_window: int = 2,
+        upsample_scales: Sequence[int] = (4, 4, 4, 4),
+        n_speakers: int = 0,
+        global_channels: int = 16,
+    ):
+        super().__init__()
+        if input_type not in ("categorical", "continuous"):
+            raise ValueError(f"input_type must be categorical or continuous: {input_type}")
+        self.out_channels = out_channels
+        self.input_type = input_type
+        self.layers = layers
+        self.stacks = stacks
+        self.kernel_size = kernel_size
+        self.residual_channels = residual_channels
+        self.gate_channels = gate_channels
+        self.skip_channels = skip_channels
+        self.aux_channels = aux_channels
+        self.aux_context_window = aux_context_window
+        self.n_speakers = n_speakers
+        self.dilations = dilations_for(layers, stacks)
+
+        if input_type == "categorical":
+            # One-hot input followed by a 1x1 conv is an embedding lookup.
+            self.first = torch.nn.Embedding(in_classes, residual_channels)
+        else:
+            self.first = torch.nn.Conv1d(1, residual_channels, 1)
+        if n_speakers > 0:
+            self.speaker_embed = torch.nn.Embedding(n_speakers, global_channels)
+        else:
+            self.speaker_embed = None
+            global_channels = 0
+        self.upsample = (
+            ConditioningUpsampler(aux_channels, upsample_scales, aux_context_window)
+            if aux_channels > 0
+            else None
+        )
+        self.blocks = torch.nn.ModuleList(
+            ResidualBlock(
+                residual_channels,
+                gate_channels,
+                skip_channels,
+                aux_channels,
+                kernel_size,
+                d,
+                global_channels,
+            )
+            for d in self.dilations
+        )
+        self.out1 = torch.nn.Conv1d(skip_channels, skip_channels, 1)
+        self.out2 = torch.nn.Conv1d(skip_channels, out_channels, 1)
+        self.skip_scale = math.sqrt(1.0 / layers)
+
+    @property
+    def hop(self) -> int:
+        return self.upsample.hop if self.upsample is not None else 1
+
+    @property
+    def receptive_field(self) -> int:
+        return receptive_field(self.layers, self.stacks, self.kernel_size)
+
+    def embed_input(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, R, T)."""
+        if self.input_type == "categorical":
+            return self.first(x).transpose(1, 2)
+        return self.first(x.unsqueeze(1))
+
+    def global_condition(self, g: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """Speaker ids (B,) -> (B, global_channels, 1), or None."""
+        if self.speaker_embed is None:
+            return None
+        if g is None:
+            raise ValueError("this model is speaker-conditioned: speaker ids needed")
+        g = g.long().reshape(-1)
+        if (g < 0).any() or (g >= self.n_speakers).any():
+            raise ValueError(
+                f"speaker id out of range [0, {self.n_speakers}): {g.tolist()}"
+            )
+        return self.speaker_embed(g).unsqueeze(-1)
+
+    def upsample_conditioning(self, c: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """(B, aux, T_frames + 2 ctx) -> (B, aux, T_frames * hop)."""
+        if c is None or self.upsample is None:
+            return None
+        return self.upsample(c)
+
+    def output_head(self, skips: torch.Tensor) -> torch.Tensor:
+        """Summed skips (B, S, T) -> logits (B, out, T)."""
+        h = torch.relu(skips * self.skip_scale)
+        return self.out2(torch.relu(self.out1(h)))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        c: Optional[torch.Tensor] = None,
+        g: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        h = self.embed_input(x)
+        c_up = self.upsample_conditioning(c)
+        if c_up is not None and c_up.shape[-1] != h.shape[-1]:
+            raise ValueError(
+                f"conditioning upsampled to {c_up.shape[-1]} samples, input has "
+                f"{h.shape[-1]}"
+            )
+        g = self.global_condition(g)
+        skips = 0
+        for block in self.blocks:
+            h, s = block(h, block.project_conditioning(c_up, g))
+            skips = skips + s
+        return self.output_head(skips)

@@ -1,0 +1,150 @@
+"""ESPnet task for training the WaveNet vocoder with ESPnet's Trainer."""
+
+import argparse
+import logging
+from typing import Callable, Collection, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.layers.global_mvn import GlobalMVN
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.trainer import Trainer
+from espnet2.utils.nested_dict_action import NestedDictAction
+from espnet2.utils.types import str2bool
+from typeguard import typechecked
+
+from espnet_wavenet.distributions import DISTRIBUTIONS
+from espnet_wavenet.features import DEFAULT_FEATS_CONF
+from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.train.collate import SegmentCollateFn
+from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
+
+normalize_choices = ClassChoices(
+    "normalize",
+    classes=dict(global_mvn=GlobalMVN),
+    type_check=AbsNormalize,
+    default=None,
+    optional=True,
+)
+
+
+class WaveNetVocoderTask(AbsTask):
+    """Mel-conditioned WaveNet: data ``speech`` (wav.scp, sound) and ``feats``
+    (feats.scp, kaldi_ark or npy), optional ``sids`` (utt2sid, text_int)."""
+
+    num_optimizers: int = 1
+    class_choices_list = [normalize_choices]
+    trainer = Trainer
+
+    @classmethod
+    @typechecked
+    def add_task_arguments(cls, parser: argparse.ArgumentParser):
+        group = parser.add_argument_group(description="Task related")
+        group.add_argument(
+            "--feats_conf",
+            action=NestedDictAction,
+            default=dict(DEFAULT_FEATS_CONF),
+            help="Feature definition (ESPnet LogMelFbank arguments: fs, n_fft, "
+            "win_length, hop_length, window, n_mels, fmin, fmax, htk, log_base)",
+        )
+        group.add_argument(
+            "--wavenet_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="Keyword arguments of espnet_wavenet.models.WaveNet "
+            "(aux_channels comes from feats_conf.n_mels)",
+        )
+        group.add_argument(
+            "--distribution",
+            type=str,
+            default="mulaw",
+            choices=sorted(DISTRIBUTIONS),
+            help="Output distribution",
+        )
+        group.add_argument(
+            "--distribution_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="Keyword arguments of the output distribution",
+        )
+        group.add_argument(
+            "--segment_frames",
+            type=int,
+            default=32,
+            help="Frames per training segment (samples = frames x hop)",
+        )
+        group.add_argument(
+            "--ema_decay",
+            type=float,
+            default=0.9999,
+            help="Decay of the weights' exponential moving average (0: off)",
+        )
+        group.add_argument(
+            "--use_preprocessor",
+            type=str2bool,
+            default=False,
+            help="Unused; kept for ESPnet's inference helpers",
+        )
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    def context_frames(cls, args: argparse.Namespace) -> int:
+        return int(args.wavenet_conf.get("aux_context_window", 2))
+
+    @classmethod
+    @typechecked
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[
+        [Collection[Tuple[str, Dict[str, np.ndarray]]]],
+        Tuple[List[str], Dict[str, torch.Tensor]],
+    ]:
+        if getattr(args, "collect_stats", False):
+            # Statistics are collected over whole utterances.
+            return CommonCollateFn(float_pad_value=0.0, int_pad_value=0)
+        return SegmentCollateFn(
+            hop=int(args.feats_conf["hop_length"]),
+            segment_frames=args.segment_frames,
+            context=cls.context_frames(args),
+            train=train,
+        )
+
+    @classmethod
+    @typechecked
+    def build_preprocess_fn(
+        cls, args: argparse.Namespace, train: bool
+    ) -> Optional[Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]]:
+        return None
+
+    @classmethod
+    def required_data_names(
+        cls, train: bool = True, inference: bool = False
+    ) -> Tuple[str, ...]:
+        return ("feats",) if inference else ("speech", "feats")
+
+    @classmethod
+    def optional_data_names(
+        cls, train: bool = True, inference: bool = False
+    ) -> Tuple[str, ...]:
+        return ("sids",)
+
+    @classmethod
+    @typechecked
+    def build_model(cls, args: argparse.Namespace) -> ESPnetWaveNetModel:
+        net, dist = build_wavenet(
+            args.feats_conf, args.wavenet_conf, args.distribution, args.distribution_conf
+        )
+        normalize = None
+        if args.normalize is not None:
+            normalize = normalize_choices.get_class(args.normalize)(
+                **args.normalize_conf
+            )
+        model = ESPnetWaveNetModel(net, dist, normalize, ema_decay=args.ema_decay)
+        logging.info(
+            "WaveNet: %d parameters, receptive field %d samples",
+            sum(p.numel() for p in net.parameters()),
+            net.receptive_field,
+        )
+        return model

@@ -1,0 +1,1 @@
+"""Training pieces used by the ESPnet task."""

@@ -1,0 +1,94 @@
+"""The ESPnet model wrapper: teacher-forced NLL of WaveNet on audio segments."""
+
+import copy
+import math
+from typing import Dict, Optional, Tuple
+
+import torch
+from espnet2.layers.abs_normalize import AbsNormalize
+from espnet2.torch_utils.device_funcs import force_gatherable
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+
+from espnet_wavenet.distributions import Distribution
+from espnet_wavenet.models.wavenet import WaveNet
+from espnet_wavenet.train.ema import ExponentialMovingAverage
+
+
+class ESPnetWaveNetModel(AbsESPnetModel):
+    """WaveNet + output distribution + feature normalization + weight EMA.
+
+    The EMA is updated at the start of every training forward pass, i.e. with the
+    weights the previous optimizer step produced (ESPnet's Trainer has no
+    post-step hook); it lives in the state dict, so checkpoints carry it.
+    """
+
+    def __init__(
+        self,
+        wavenet: WaveNet,
+        distribution: Distribution,
+        normalize: Optional[AbsNormalize] = None,
+        ema_decay: float = 0.9999,
+    ):
+        super().__init__()
+        self.wavenet = wavenet
+        self.distribution = distribution
+        self.normalize = normalize
+        self.ema = ExponentialMovingAverage(wavenet, ema_decay) if ema_decay > 0 else None
+
+    def teacher_forced_input(self, speech: torch.Tensor) -> torch.Tensor:
+        """Input at step t is sample t-1 (silence before the first one)."""
+        prev = torch.nn.functional.pad(speech[:, :-1], (1, 0))
+        return self.distribution.encode_input(prev)
+
+    def nll(
+        self,
+        speech: torch.Tensor,
+        feats: torch.Tensor,
+        sids: Optional[torch.Tensor] = None,
+        wavenet: Optional[WaveNet] = None,
+    ) -> torch.Tensor:
+        """Per-sample NLL in nats, (B, T); ``feats`` (B, T_frames + 2 ctx, D) normalized."""
+        net = self.wavenet if wavenet is None else wavenet
+        logits = net(self.teacher_forced_input(speech), feats.transpose(1, 2), sids)
+        return self.distribution.nll(logits, speech)
+
+    def forward(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        feats: torch.Tensor,
+        feats_lengths: torch.Tensor,
+        sids: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+        if self.training and self.ema is not None:
+            self.ema.update(self.wavenet)
+        if self.normalize is not None:
+            feats, _ = self.normalize(feats, feats_lengths)
+        nll = self.nll(speech, feats, sids)
+        mask = (
+            torch.arange(speech.shape[1], device=speech.device)[None, :]
+            < speech_lengths[:, None]
+        ).to(nll.dtype)
+        loss = (nll * mask).sum() / mask.sum().clamp(min=1.0)
+        stats = dict(loss=loss.detach(), nll_bits=loss.detach() / math.log(2.0))
+        batch_size = torch.tensor(speech.shape[0], device=speech.device)
+        loss, stats, weight = force_gatherable((loss, stats, batch_size), loss.device)
+        return loss, stats, weight
+
+    def collect_feats(
+        self,
+        speech: torch.Tensor,
+        speech_lengths: torch.Tensor,
+        feats: torch.Tensor,
+        feats_lengths: torch.Tensor,
+        **kwargs,
+    ) -> Dict[str, torch.Tensor]:
+        return {"feats": feats, "feats_lengths": feats_lengths}
+
+    def averaged_wavenet(self) -> WaveNet:
+        """A copy of the network carrying the EMA weights (or the raw ones)."""
+        net = copy.deepcopy(self.wavenet)
+        if self.ema is not None and int(self.ema.num_updates) > 0:
+            self.ema.copy_to(net)
+        return net

@@ -1,0 +1,1 @@
+"""The vocoder: features in, waveform out."""

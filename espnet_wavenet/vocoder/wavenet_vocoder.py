@@ -1,0 +1,261 @@
+"""WaveNet vocoder: feature configuration + normalization statistics + network."""
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+import yaml
+
+from espnet_wavenet.features import check_feats_conf
+from espnet_wavenet.generation import build_generator
+from espnet_wavenet.layers.upsample import pad_context
+from espnet_wavenet.models.builder import build_wavenet
+
+CONFIG_NAME = "config.yaml"
+WEIGHTS_NAME = "model.pth"
+STATS_NAME = "feats_stats.npz"
+REQUIRED_FIELDS = ("feats_conf", "wavenet_conf", "distribution")
+
+
+def load_stats(path: Union[str, Path]) -> Dict[str, np.ndarray]:
+    """ESPnet ``feats_stats.npz`` (count, sum, sum_square) -> mean and std.
+
+    Same definition as ``espnet2.layers.global_mvn.GlobalMVN``.
+    """
+    try:
+        stats = np.load(path)
+        count, s1, s2 = stats["count"], stats["sum"], stats["sum_square"]
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"{path}: not a readable ESPnet feats_stats.npz ({e})") from e
+    mean = s1 / count
+    var = s2 / count - mean * mean
+    std = np.sqrt(np.maximum(var, 1.0e-20))
+    return {"mean": mean.astype(np.float32), "std": std.astype(np.float32)}
+
+
+class WaveNetVocoder(torch.nn.Module):
+    """Call ``vocoder(feats)`` with denormalized log-mel ``(T_feats, n_mels)``;
+    get a 1-D waveform of ``T_feats * hop`` samples in [-1, 1] at ``vocoder.fs``.
+    """
+
+    def __init__(
+        self,
+        feats_conf: Dict[str, Any],
+        wavenet_conf: Dict[str, Any],
+        distribution: str = "mulaw",
+        distribution_conf: Optional[Dict[str, Any]] = None,
+        mean: Optional[np.ndarray] = None,
+        std: Optional[np.ndarray] = None,
+        generator: str = "auto",
+        temperature: float = 1.0,
+        log_scale_min: Optional[float] = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.feats_conf = check_feats_conf(feats_conf)
+        self.wavenet_conf = dict(wavenet_conf)
+        self.distribution_name = distribution
+        self.distribution_conf = dict(distribution_conf or {})
+        self.net, self.dist = build_wavenet(
+            self.feats_conf, self.wavenet_conf, distribution, self.distribution_conf
+        )
+        self.fs = self.feats_conf["fs"]
+        self.hop = self.feats_conf["hop_length"]
+        self.n_mels = self.feats_conf["n_mels"]
+        self.normalized = mean is not None
+        if mean is None:
+            mean, std = np.zeros(self.n_mels), np.ones(self.n_mels)
+        for name, v in (("mean", mean), ("std", std)):
+            v = np.asarray(v, dtype=np.float32).reshape(-1)
+            if v.shape[0] != self.n_mels:
+                raise ValueError(f"{name} has {v.shape[0]} dims, n_mels is {self.n_mels}")
+            self.register_buffer(name, torch.from_numpy(v.copy()))
+        self.generator_kind = generator
+        self.temperature = temperature
+        self.log_scale_min = log_scale_min
+        self.seed = seed
+        self._generator = None
+
+    # ---------------------------------------------------------------- features
+    def check_feats(self, feats: torch.Tensor, name: str = "feats") -> torch.Tensor:
+        if not isinstance(feats, torch.Tensor):
+            feats = torch.as_tensor(np.asarray(feats))
+        if feats.dim() != 2 or feats.shape[1] != self.n_mels:
+            raise ValueError(
+                f"{name}: expected (T_feats, {self.n_mels}) log-mel, got {tuple(feats.shape)}"
+            )
+        if feats.shape[0] == 0:
+            raise ValueError(f"{name}: no frames")
+        if not torch.isfinite(feats).all():
+            raise ValueError(f"{name}: features contain NaN or Inf")
+        return feats.float()
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        """Denormalized (T, n_mels) -> what the network was trained on."""
+        return (feats - self.mean.to(feats.device)) / self.std.to(feats.device)
+
+    @torch.no_grad()
+    def conditioning(self, feats: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """(T, n_mels) -> upsampled conditioning (1, n_mels, T * hop)."""
+        device = self.mean.device
+        feats = feats.to(device)
+        if not normalized:
+            feats = self.normalize(feats)
+        c = pad_context(feats.t().unsqueeze(0), self.net.aux_context_window)
+        return self.net.upsample_conditioning(c)
+
+    # -------------------------------------------------------------- generation
+    @property
+    def generator(self):
+        if self._generator is None:
+            self._generator = build_generator(self.net, self.dist, self.generator_kind)
+        return self._generator
+
+    def set_generator(self, kind: str) -> None:
+        self.generator_kind = kind
+        self._generator = None
+
+    @torch.no_grad()
+    def generate(
+        self,
+        feats_list: Sequence[torch.Tensor],
+        sids: Optional[Sequence[int]] = None,
+        normalized: bool = False,
+        seed: Optional[int] = None,
+        names: Optional[Sequence[str]] = None,
+    ) -> List[torch.Tensor]:
+        """Generate a batch of utterances of any lengths in one call.
+
+        Utterance i draws its random numbers from a generator seeded with
+        ``seed + i``, so a batch equals the same utterances one by one with those
+        seeds. Each output is exactly ``T_feats * hop`` samples.
+        """
+        seed = self.seed if seed is None else seed
+        names = names or [f"utterance {i}" for i in range(len(feats_list))]
+        feats_list = [self.check_feats(f, n) for f, n in zip(feats_list, names)]
+        lengths = [f.shape[0] * self.hop for f in feats_list]
+        longest = max(lengths)
+        # Upsample each utterance alone: padding never reaches the conditioning.
+        c_up = torch.zeros(len(feats_list), self.n_mels, longest, device=self.mean.device)
+        for i, f in enumerate(feats_list):
+            c_up[i, :, : lengths[i]] = self.conditioning(f, normalized)[0]
+        noise = torch.cat(
+            [
+                self.dist.noise(1, longest, torch.Generator().manual_seed(seed + i))
+                for i in range(len(feats_list))
+            ]
+        )
+        g = torch.as_tensor(list(sids), dtype=torch.long) if sids is not None else None
+        wav, _ = self.generator.generate(
+            c_up, longest, noise, g, self.temperature, self.log_scale_min
+        )
+        return [wav[i, : lengths[i]].cpu() for i in range(len(feats_list))]
+
+    @torch.no_grad()
+    def forward(self, feats: torch.Tensor, sid: Optional[int] = None) -> torch.Tensor:
+        """ESPnet's vocoder call: denormalized (T_feats, n_mels) -> (T_feats * hop,)."""
+        sids = None if sid is None else [int(sid)]
+        return self.generate([feats], sids=sids)[0]
+
+    # ------------------------------------------------------------- packing
+    def config(self) -> Dict[str, Any]:
+        return dict(
+            feats_conf=dict(self.feats_conf),
+            wavenet_conf=dict(self.wavenet_conf),
+            distribution=self.distribution_name,
+            distribution_conf=dict(self.distribution_conf),
+            normalize="global_mvn" if self.normalized else None,
+            generation=dict(
+                temperature=self.temperature,
+                log_scale_min=self.log_scale_min,
+                seed=self.seed,
+            ),
+        )
+
+    def save_pretrained(
+        self, out_dir: Union[str, Path], stats_file: Optional[Union[str, Path]] = None
+    ) -> Path:
+        """Write config.yaml, model.pth (network weights) and feats_stats.npz."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / CONFIG_NAME, yaml.safe_dump(self.config()).encode())
+        with tempfile.NamedTemporaryFile(dir=out, delete=False, suffix=".tmp") as f:
+            torch.save(self.net.state_dict(), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(f.name, out / WEIGHTS_NAME)
+        if self.normalized:
+            if stats_file is not None:
+                data = Path(stats_file).read_bytes()
+                atomic_write_bytes(out / STATS_NAME, data)
+            else:
+                # count 1: mean = sum, var = sum_square - mean^2 = std^2.
+                mean = self.mean.cpu().numpy().astype(np.float64)
+                std = self.std.cpu().numpy().astype(np.float64)
+                tmp = out / (STATS_NAME + ".tmp.npz")
+                np.savez(tmp, count=np.array(1), sum=mean, sum_square=std**2 + mean**2)
+                os.replace(tmp, out / STATS_NAME)
+        return out
+
+    @classmethod
+    def from_pretrained(
+        cls, model_dir: Union[str, Path], device: Union[str, torch.device] = "cpu", **kw
+    ) -> "WaveNetVocoder":
+        """Load a packed model directory (config.yaml, model.pth, feats_stats.npz)."""
+        d = Path(model_dir)
+        conf_path = d / CONFIG_NAME
+        if not conf_path.is_file():
+            raise FileNotFoundError(f"{conf_path}: no packed WaveNet config")
+        with open(conf_path, encoding="utf-8") as f:
+            conf = yaml.safe_load(f)
+        if not isinstance(conf, dict):
+            raise ValueError(f"{conf_path}: not a mapping")
+        missing = [k for k in REQUIRED_FIELDS if k not in conf]
+        if missing:
+            raise ValueError(f"{conf_path}: missing fields {missing}")
+        stats = {"mean": None, "std": None}
+        if conf.get("normalize"):
+            stats = load_stats(d / STATS_NAME)
+        gen = dict(conf.get("generation") or {})
+        gen.update(kw)
+        vocoder = cls(
+            conf["feats_conf"],
+            conf["wavenet_conf"],
+            conf["distribution"],
+            conf.get("distribution_conf"),
+            stats["mean"],
+            stats["std"],
+            **gen,
+        )
+        state = load_weights(d / WEIGHTS_NAME)
+        try:
+            vocoder.net.load_state_dict(state)
+        except RuntimeError as e:
+            raise ValueError(f"{d / WEIGHTS_NAME}: weights do not fit {conf_path}: {e}") from e
+        logging.info("loaded WaveNet vocoder from %s (fs=%d)", d, vocoder.fs)
+        return vocoder.to(device).eval()
+
+
+def load_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
+    """``torch.load(weights_only=True)`` with an error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such weights file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"{path}: cannot load weights safely ({type(e).__name__}: {e})") from e
+
+
+def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
+    """Write via a temporary file, fsync and rename: never a half-written file."""
+    path = Path(path)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
