@@ -137,7 +137,8 @@ class WaveNetVocoderTask(AbsTask):
             args.feats_conf, args.wavenet_conf, args.distribution, args.distribution_conf
         )
         normalize = None
-        if args.normalize is not None:
+        # Statistics collection runs before the stats file exists.
+        if args.normalize is not None and not getattr(args, "collect_stats", False):
             normalize = normalize_choices.get_class(args.normalize)(
                 **args.normalize_conf
             )

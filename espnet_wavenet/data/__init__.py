@@ -1,0 +1,1 @@
+"""Data directories, audio and features on disk."""
