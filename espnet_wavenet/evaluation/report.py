@@ -1,0 +1,188 @@
+"""Report files: per-utterance CSV, summary JSON and Markdown, decoding RTF."""
+
+import csv
+import glob
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+from espnet_wavenet.evaluation.evaluator import METRICS
+from espnet_wavenet.evaluation.stats import mean_ci
+
+PathLike = Union[str, Path]
+CSV_FIELDS = ("utt", "system", "duration_s") + tuple(METRICS)
+
+
+def write_csv(path: PathLike, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """One row per (utterance, system); empty cells for metrics that do not apply."""
+    path = Path(path)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(r.get(k)) for k in CSV_FIELDS})
+    return path
+
+
+def read_csv(path: PathLike) -> List[Dict[str, Any]]:
+    """Rows of :func:`write_csv` with metric cells as floats (NaN when empty)."""
+    rows = []
+    with open(path, encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            out: Dict[str, Any] = dict(utt=r["utt"], system=r["system"])
+            for k in CSV_FIELDS[2:]:
+                out[k] = float(r[k]) if r.get(k) not in (None, "") else math.nan
+            rows.append(out)
+    return rows
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    return "" if v is None else v
+
+
+def summarize(rows: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """{system: {metric: {mean, ci95, std, n}}} over utterances (NaNs skipped)."""
+    systems = list(dict.fromkeys(str(r["system"]) for r in rows))
+    out: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for s in systems:
+        mine = [r for r in rows if r["system"] == s]
+        out[s] = {}
+        for m in METRICS:
+            stat = mean_ci(float(r[m]) for r in mine if r.get(m) is not None)
+            if stat["n"] > 0:
+                out[s][m] = stat
+    return out
+
+
+def read_decode_stats(decode_dir: Optional[PathLike]) -> Optional[Dict[str, Any]]:
+    """Aggregate ``decode_stats*.json`` of a decoding directory (and its ``log/``).
+
+    rtf = sum(wall_seconds) / sum(audio_seconds) over the jobs, i.e. compute time per
+    second of audio; the per-job values are kept too.
+    """
+    if decode_dir is None:
+        return None
+    files = sorted(
+        set(glob.glob(os.path.join(decode_dir, "decode_stats*.json")))
+        | set(glob.glob(os.path.join(decode_dir, "log", "decode_stats*.json")))
+    )
+    jobs = []
+    for fn in files:
+        try:
+            with open(fn, encoding="utf-8") as f:
+                d = json.load(f)
+            if not isinstance(d, dict):
+                raise ValueError("not a JSON object")
+            jobs.append((fn, d))
+        except (OSError, ValueError) as e:
+            logging.warning("%s: unreadable decode stats (%s); skipped", fn, e)
+    if not jobs:
+        return None
+    total: Dict[str, Any] = dict(jobs=len(jobs), files=[os.path.basename(f) for f, _ in jobs])
+    for key in ("utterances", "samples", "audio_seconds", "wall_seconds"):
+        vals = [d.get(key) for _, d in jobs]
+        if all(isinstance(v, (int, float)) for v in vals):
+            total[key] = sum(vals)
+    if total.get("audio_seconds"):
+        total["rtf"] = total.get("wall_seconds", math.nan) / total["audio_seconds"]
+    job_rtf = [d.get("rtf") for _, d in jobs if isinstance(d.get("rtf"), (int, float))]
+    if job_rtf:
+        total["rtf_per_job"] = job_rtf
+        total.setdefault("rtf", sum(job_rtf) / len(job_rtf))
+    for key, v in jobs[0][1].items():  # descriptive fields, e.g. device or generator
+        if key not in total and key != "rtf" and isinstance(v, str):
+            total[key] = v
+    return total
+
+
+def write_json(path: PathLike, summary: Mapping[str, Any]) -> Path:
+    path = Path(path)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(_jsonable(summary), f, indent=2, allow_nan=False)
+        f.write("\n")
+    return path
+
+
+def _jsonable(v: Any) -> Any:
+    """NaN/Inf -> null (strict JSON)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def _fmt(stat: Optional[Mapping[str, float]]) -> str:
+    if not stat or stat.get("n", 0) == 0:
+        return "-"
+    mean, ci = stat["mean"], stat["ci95"]
+    digits = 3 if abs(mean) < 10 else 1
+    if ci is None or not math.isfinite(ci):
+        return f"{mean:.{digits}f} (n={stat['n']})"
+    return f"{mean:.{digits}f} ± {ci:.{digits}f}"
+
+
+def markdown_summary(summary: Mapping[str, Any], out_dir: Optional[PathLike] = None) -> str:
+    """The summary as Markdown: metric table, RTF, definitions, figures."""
+    systems = summary["systems"]
+    names = list(systems)
+    lines = ["# Objective evaluation", ""]
+    lines.append(
+        f"{summary.get('n_utterances', '?')} utterances; mean ± half-width of the 95% "
+        "confidence interval (Student's t over utterances)."
+    )
+    lines.append("")
+    lines.append("| metric | better | " + " | ".join(names) + " |")
+    lines.append("| --- | --- | " + " | ".join("---" for _ in names) + " |")
+    for m, (label, better, _) in METRICS.items():
+        cells = [_fmt(systems[s].get(m)) for s in names]
+        if all(c == "-" for c in cells):
+            continue
+        lines.append(f"| {label} | {better} | " + " | ".join(cells) + " |")
+    lines.append("")
+    rtf = summary.get("rtf")
+    if rtf and rtf.get("rtf") is not None:
+        lines.append(
+            f"Decoding real-time factor: **{rtf['rtf']:.3f}** "
+            f"({rtf.get('wall_seconds', float('nan')):.1f} s of compute for "
+            f"{rtf.get('audio_seconds', float('nan')):.1f} s of audio, "
+            f"{rtf.get('jobs', 1)} job(s); RTF < 1 is faster than real time)."
+        )
+    else:
+        lines.append("Decoding real-time factor: not available (no decode_stats*.json).")
+    lines.append("")
+    lines.append("## Definitions")
+    lines.append("")
+    for m, (label, _, definition) in METRICS.items():
+        lines.append(f"- **{label}**: {definition}.")
+    settings = summary.get("settings") or {}
+    if settings:
+        lines.append("")
+        lines.append(
+            "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()) + "."
+        )
+    figures = summary.get("figures") or []
+    if figures:
+        lines.append("")
+        lines.append("## Figures")
+        lines.append("")
+        for fig in figures:
+            rel = fig
+            if out_dir is not None:
+                rel = os.path.relpath(fig, out_dir)
+            lines.append(f"![{Path(fig).stem}]({rel})")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown(path: PathLike, summary: Mapping[str, Any]) -> Path:
+    path = Path(path)
+    path.write_text(markdown_summary(summary, path.parent), encoding="utf-8")
+    return path

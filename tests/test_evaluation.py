@@ -1,0 +1,273 @@
+"""Objective evaluation: metric sanity, known degradations, report files."""
+
+import json
+import math
+import struct
+
+import kaldiio
+import numpy as np
+import pytest
+import scipy.signal
+import soundfile as sf
+import torch
+import yaml
+
+from espnet_wavenet.data.audio import read_audio
+from espnet_wavenet.evaluation.evaluator import SignalEvaluator
+from espnet_wavenet.evaluation.f0 import f0_metrics
+from espnet_wavenet.evaluation.gl_baseline import GriffinLimBaseline
+from espnet_wavenet.evaluation.mcd import MCD_CONST, mel_cepstral_distortion
+from espnet_wavenet.evaluation.nll import nll_bits_per_sample
+from espnet_wavenet.evaluation.report import read_csv, read_decode_stats
+from espnet_wavenet.evaluation.stats import mean_ci
+from espnet_wavenet.evaluation.training_log import parse_train_log
+from espnet_wavenet.features import check_feats_conf, extract_feats
+from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+from conftest import CONF, MINI_DB, mini_ids
+
+SECONDS = 2.0
+
+
+def load_excerpt(uttid: str, seconds: float = SECONDS) -> np.ndarray:
+    wav, fs = read_audio(MINI_DB / "wav" / f"{uttid}.flac", uttid)
+    assert fs == 22050
+    return wav[: int(seconds * fs)]
+
+
+def add_noise(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
+    n = np.random.default_rng(seed).standard_normal(len(x))
+    n *= np.sqrt(np.mean(x**2) / 10 ** (snr_db / 10) / np.mean(n**2))
+    return (x + n).astype(np.float32)
+
+
+def lowpass(x: np.ndarray, cutoff: float, fs: int = 22050) -> np.ndarray:
+    sos = scipy.signal.butter(8, cutoff, fs=fs, output="sos")
+    return scipy.signal.sosfiltfilt(sos, x).astype(np.float32)
+
+
+def tiny_conf():
+    with open(CONF / "tiny.yaml", encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+@pytest.fixture(scope="module")
+def speech():
+    return load_excerpt(mini_ids("eval")[0])
+
+
+@pytest.fixture(scope="module")
+def evaluator():
+    return SignalEvaluator(check_feats_conf(None), f0_method="dio")
+
+
+def assert_monotonic(scores, key, direction):
+    values = [s[key] for s in scores]
+    pairs = list(zip(values, values[1:]))
+    if direction == "down":
+        assert all(a > b for a, b in pairs), (key, values)
+    else:
+        assert all(a < b for a, b in pairs), (key, values)
+
+
+def test_identical_signals_score_best(speech):
+    ev = SignalEvaluator(check_feats_conf(None), f0_method="harvest")
+    s = ev.score(ev.reference(speech), speech.copy())
+    assert s["pesq_wb"] > 4.6  # P.862.2 maps a perfect match to ~4.64
+    assert s["stoi"] == pytest.approx(1.0, abs=1e-6)
+    assert s["mcd_db"] == 0.0
+    assert s["f0_rmse_cents"] == 0.0
+    assert s["vuv_error"] == 0.0
+    assert s["logmel_rmse_db"] == 0.0
+
+
+def test_white_noise_worse_with_lower_snr(speech, evaluator):
+    ref = evaluator.reference(speech)
+    scores = [evaluator.score(ref, add_noise(speech, snr)) for snr in (30.0, 15.0, 0.0)]
+    assert scores[0]["pesq_wb"] < 4.0
+    assert_monotonic(scores, "pesq_wb", "down")
+    assert_monotonic(scores, "stoi", "down")
+    assert_monotonic(scores, "mcd_db", "up")
+    assert_monotonic(scores, "logmel_rmse_db", "up")
+    # F0 tracking is not monotonic in SNR, but heavy noise must cost something.
+    assert scores[-1]["f0_rmse_cents"] > 0.0 and scores[-1]["vuv_error"] > 0.0
+
+
+def test_lowpass_worse_with_lower_cutoff(speech, evaluator):
+    ref = evaluator.reference(speech)
+    scores = [evaluator.score(ref, lowpass(speech, fc)) for fc in (6000.0, 4000.0, 2000.0)]
+    assert scores[0]["pesq_wb"] < 4.5
+    assert_monotonic(scores, "pesq_wb", "down")
+    assert_monotonic(scores, "mcd_db", "up")
+    assert_monotonic(scores, "logmel_rmse_db", "up")
+    stoi = [s["stoi"] for s in scores]  # STOI only sees up to ~4.3 kHz
+    assert stoi[0] >= stoi[1] >= stoi[2] and stoi[2] < 0.99
+
+
+def test_mcd_definition_excludes_c0():
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((50, 25))
+    d = c.copy()
+    d[:, 0] += 5.0  # energy: ignored
+    assert mel_cepstral_distortion(c, d) == 0.0
+    d[:, 3] += 0.1
+    assert mel_cepstral_distortion(c, d) == pytest.approx(MCD_CONST * 0.1)
+    assert MCD_CONST == pytest.approx(10.0 / math.log(10.0) * math.sqrt(2.0))
+
+
+def test_f0_metrics_definition():
+    ref = np.array([0.0, 100.0, 200.0, 200.0, 0.0])
+    deg = np.array([0.0, 200.0, 200.0, 0.0, 150.0])  # octave up, equal, 2 V/UV flips
+    rmse, vuv = f0_metrics(ref, deg)
+    assert rmse == pytest.approx(math.sqrt((1200.0**2 + 0.0) / 2))
+    assert vuv == pytest.approx(2 / 5)
+    assert math.isnan(f0_metrics(ref, np.zeros(5))[0])
+
+
+def test_mean_ci_t_distribution():
+    s = mean_ci([1.0, 2.0, 3.0, float("nan")])
+    assert s["n"] == 3 and s["mean"] == pytest.approx(2.0)
+    assert s["ci95"] == pytest.approx(4.302652729911275 / math.sqrt(3))
+    assert math.isnan(mean_ci([1.0])["ci95"])
+
+
+def test_griffin_lim_baseline(speech, evaluator):
+    conf = check_feats_conf(None)
+    feats = extract_feats(torch.from_numpy(speech), conf).numpy()
+    gl = GriffinLimBaseline(conf, n_iter=8)
+    wav = gl(feats)
+    assert wav.shape == (feats.shape[0] * conf["hop_length"],)
+    np.testing.assert_array_equal(wav, gl(feats))  # seeded: reproducible
+    s = evaluator.score(evaluator.reference(speech), wav)
+    assert 1.0 < s["pesq_wb"] < 4.0 and 0.5 < s["stoi"] < 1.0
+    assert 0.0 < s["logmel_rmse_db"] < 20.0  # GL keeps the mel magnitudes roughly
+
+
+def tiny_vocoder(feats: np.ndarray) -> WaveNetVocoder:
+    conf = tiny_conf()
+    torch.manual_seed(0)
+    return WaveNetVocoder(
+        conf["feats_conf"],
+        conf["wavenet_conf"],
+        "mulaw",
+        conf["distribution_conf"],
+        mean=feats.mean(0),
+        std=feats.std(0) + 1e-3,
+    ).eval()
+
+
+def test_nll_chunked_equals_one_pass(speech):
+    wav = speech[: 22050 // 2]
+    conf = check_feats_conf(tiny_conf()["feats_conf"])
+    feats = extract_feats(torch.from_numpy(wav), conf).numpy()
+    voc = tiny_vocoder(feats)
+    chunked = nll_bits_per_sample(voc, wav, feats, chunk=1000)
+    n = feats.shape[0] * voc.hop
+    x = torch.from_numpy(np.pad(wav, (0, max(0, n - len(wav))))[:n]).unsqueeze(0)
+    c = torch.from_numpy(voc.normalize(torch.from_numpy(feats)).numpy()).t().unsqueeze(0)
+    c = torch.nn.functional.pad(c, (2, 2), mode="replicate")
+    x_in = voc.dist.encode_input(torch.nn.functional.pad(x[:, :-1], (1, 0)))
+    with torch.no_grad():
+        full = voc.dist.nll(voc.net(x_in, c), x).mean().item() / math.log(2.0)
+    assert chunked == pytest.approx(full, rel=1e-5)
+    assert 0.0 < chunked < 8.5  # an untrained 256-way softmax: about log2(256)
+
+
+TRAIN_LOG = """\
+[host] 2026-01-01 00:00:01,000 (trainer:100) INFO: 1epoch:train:1-10batch: iter_time=0.01, loss=5.600, nll_bits=8.080
+[host] 2026-01-01 00:00:02,000 (trainer:100) INFO: 1epoch:train:11-20batch: iter_time=0.01, loss=5.500, nll_bits=7.935
+[host] 2026-01-01 00:00:03,000 (trainer:200) INFO: 1epoch results: [train] iter_time=0.010, loss=5.533, nll_bits=7.982, train_time=1 hour, 2 minutes and 3.5 seconds, total_count=20, [valid] loss=5.467, nll_bits=7.888, time=2.1 seconds, total_count=2
+[host] 2026-01-01 00:00:04,000 (trainer:100) INFO: 2epoch:train:1-10batch: iter_time=0.01, loss=5.400, nll_bits=7.790
+[host] 2026-01-01 00:00:05,000 (trainer:100) INFO: 2epoch:train:11-20batch: iter_time=0.01, loss=5.300, nll_bits=7.646
+[host] 2026-01-01 00:00:06,000 (trainer:200) INFO: 2epoch results: [train] loss=5.350, nll_bits=7.718, [valid] loss=5.300, nll_bits=7.646, time=2.0 seconds
+"""
+
+
+def test_parse_train_log(tmp_path):
+    log = tmp_path / "train.log"
+    log.write_text(TRAIN_LOG)
+    curves = parse_train_log(log)
+    assert curves["train"]["loss"] == [(1.0, 5.533), (2.0, 5.35)]
+    assert curves["valid"]["nll_bits"] == [(1.0, 7.888), (2.0, 7.646)]
+    assert "time" not in curves["valid"]  # humanfriendly timespans are not numbers
+    assert [x for x, _ in curves["train_batches"]["loss"]] == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_read_decode_stats(tmp_path):
+    for i, (wall, audio) in enumerate(((10.0, 4.0), (2.0, 2.0))):
+        stats = dict(utterances=2, samples=int(audio * 22050), audio_seconds=audio,
+                     wall_seconds=wall, rtf=wall / audio)
+        (tmp_path / f"decode_stats.{i + 1}.json").write_text(json.dumps(stats))
+    agg = read_decode_stats(tmp_path)
+    assert agg["jobs"] == 2 and agg["utterances"] == 4
+    assert agg["rtf"] == pytest.approx(12.0 / 6.0)
+    assert read_decode_stats(tmp_path / "none") is None
+
+
+def is_png(path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(24)
+    width, height = struct.unpack(">II", head[16:24])
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and width > 100 and height > 100
+
+
+def test_report_files(tmp_path):
+    from espnet_wavenet.bin.evaluate import main
+
+    conf = tiny_conf()
+    feats_conf = check_feats_conf(conf["feats_conf"])
+    ids = mini_ids("eval", 2)
+    dump, gen = tmp_path / "dump", tmp_path / "decode"
+    (dump / "wav").mkdir(parents=True)
+    (gen / "wav").mkdir(parents=True)
+    ref_lines, gen_lines, all_feats = [], [], []
+    with kaldiio.WriteHelper(f"ark,scp:{dump}/feats.ark,{dump}/feats.scp") as writer:
+        for i, u in enumerate(ids):
+            wav = load_excerpt(u, 1.0)
+            sf.write(dump / "wav" / f"{u}.wav", wav, 22050, subtype="PCM_16")
+            sf.write(gen / "wav" / f"{u}.wav", add_noise(wav, 20.0, i), 22050)
+            feats = extract_feats(torch.from_numpy(wav), feats_conf).numpy()
+            writer(u, feats)
+            all_feats.append(feats)
+            ref_lines.append(f"{u} {dump / 'wav' / (u + '.wav')}\n")
+            gen_lines.append(f"{u} {gen / 'wav' / (u + '.wav')}\n")
+    (dump / "wav.scp").write_text("".join(ref_lines))
+    (gen / "wav.scp").write_text("".join(gen_lines))
+    (gen / "decode_stats.1.json").write_text(json.dumps(dict(
+        utterances=2, samples=44100, audio_seconds=2.0, wall_seconds=3.0, rtf=1.5)))
+    model_dir = tmp_path / "model"
+    tiny_vocoder(np.concatenate(all_feats)).save_pretrained(model_dir)
+    exp = tmp_path / "exp"
+    (exp / "images").mkdir(parents=True)
+    (exp / "train.log").write_text(TRAIN_LOG)
+    out = tmp_path / "eval"
+    main([
+        "--ref_wav_scp", str(dump / "wav.scp"), "--gen_wav_scp", str(gen / "wav.scp"),
+        "--feats_scp", str(dump / "feats.scp"), "--model_dir", str(model_dir),
+        "--exp_dir", str(exp), "--out_dir", str(out), "--griffin_lim", "true",
+        "--griffin_lim_iters", "4", "--nll", "true", "--max_plots", "1",
+        "--f0_method", "dio",
+    ])
+    rows = read_csv(out / "metrics.csv")
+    assert sorted((r["utt"], r["system"]) for r in rows) == sorted(
+        (u, s) for u in ids for s in ("wavenet", "griffin_lim")
+    )
+    for r in rows:
+        assert 1.0 <= r["pesq_wb"] <= 4.65 and 0.0 <= r["stoi"] <= 1.0
+        assert r["mcd_db"] > 0.0 and r["logmel_rmse_db"] > 0.0
+        assert math.isnan(r["nll_bits"]) == (r["system"] == "griffin_lim")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_utterances"] == 2
+    assert summary["rtf"]["rtf"] == pytest.approx(1.5)
+    for system in ("wavenet", "griffin_lim"):
+        stat = summary["systems"][system]["pesq_wb"]
+        assert stat["n"] == 2 and stat["ci95"] > 0.0
+    assert summary["systems"]["wavenet"]["nll_bits"]["n"] == 2
+    assert "nll_bits" not in summary["systems"]["griffin_lim"]
+    md = (out / "summary.md").read_text()
+    assert "| PESQ-WB | higher |" in md and "real-time factor: **1.500**" in md
+    pngs = sorted(p.name for p in (out / "plots").glob("*.png"))
+    assert pngs == sorted([f"{ids[0]}.png", "metrics.png", "training_curves.png"])
+    assert all(is_png(out / "plots" / p) for p in pngs)
+    for p in pngs:
+        assert f"plots/{p}" in md
