@@ -1,0 +1,88 @@
+"""Shared fixtures: real speech from the repository's mini_kathleen subset."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
+CONF = REPO / "conf"
+
+# Offline machines: keep ESPnet's optional nltk downloads quiet and fast.
+os.environ.setdefault("NLTK_DATA", str(REPO / ".nltk_data_absent"))
+# One intra-op thread: the per-sample loops are tiny ops, and several test
+# processes share two cores; oversubscribed OpenMP spins cost 100x here.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def mini_ids(split: str, n: int = None) -> List[str]:
+    ids = (MINI_DB / "splits" / split).read_text().split()
+    return ids[:n] if n else ids
+
+
+def write_wav_scp(path: Path, ids: List[str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{u} {MINI_DB / 'wav' / (u + '.flac')}\n" for u in ids))
+    return path
+
+
+def run_py(args: List[str], cwd: Path, check: bool = True, timeout: int = 600, env=None):
+    """Run ``python -m ...`` of this venv; on failure show the output."""
+    proc = subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{proc.stdout[-6000:]}")
+    return proc
+
+
+def data_options(dump: Path, stats: Path = None) -> List[str]:
+    opts = []
+    for phase, name in (("train", "train"), ("valid", "dev")):
+        opts += [
+            f"--{phase}_data_path_and_name_and_type",
+            f"{dump / name / 'wav.scp'},speech,sound",
+            f"--{phase}_data_path_and_name_and_type",
+            f"{dump / name / 'feats.scp'},feats,kaldi_ark",
+            f"--{phase}_shape_file",
+            str(stats / phase / "feats_shape") if stats else str(dump / name / "feats.scp"),
+        ]
+    return opts
+
+
+@pytest.fixture(scope="session")
+def mini_dump(tmp_path_factory) -> Dict[str, Path]:
+    """Features (ESPnet LogMelFbank, tiny config) and ESPnet stats for 8+2 utterances."""
+    root = tmp_path_factory.mktemp("mini_dump")
+    for name, ids in (("train", mini_ids("train", 8)), ("dev", mini_ids("dev", 2))):
+        scp = write_wav_scp(root / "data" / name / "wav.scp", ids)
+        run_py(
+            ["-m", "espnet_wavenet.bin.extract_feats", "--config", str(CONF / "tiny.yaml"),
+             "--wav_scp", str(scp), "--out_dir", str(root / "dump" / name)],
+            cwd=root,
+        )
+    run_py(
+        ["-m", "espnet_wavenet.bin.train", "--config", str(CONF / "tiny.yaml"),
+         "--collect_stats", "true", "--use_tensorboard", "false", "--ngpu", "0",
+         "--batch_size", "2", "--output_dir", str(root / "stats"),
+         *data_options(root / "dump")],
+        cwd=root,
+    )
+    return {
+        "root": root,
+        "dump": root / "dump",
+        "stats": root / "stats",
+        "stats_file": root / "stats" / "train" / "feats_stats.npz",
+    }
