@@ -3,6 +3,8 @@
 import json
 import math
 import struct
+from pathlib import Path
+from typing import List
 
 import kaldiio
 import numpy as np
@@ -24,9 +26,15 @@ from espnet_wavenet.evaluation.training_log import parse_train_log
 from espnet_wavenet.features import check_feats_conf, extract_feats
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
-from conftest import CONF, MINI_DB, mini_ids
-
+REPO = Path(__file__).resolve().parents[1]
+MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
+CONF = REPO / "conf"
 SECONDS = 2.0
+
+
+def mini_ids(split: str, n: int = None) -> List[str]:
+    ids = (MINI_DB / "splits" / split).read_text().split()
+    return ids[:n] if n else ids
 
 
 def load_excerpt(uttid: str, seconds: float = SECONDS) -> np.ndarray:
@@ -178,7 +186,7 @@ TRAIN_LOG = """\
 [host] 2026-01-01 00:00:02,000 (trainer:100) INFO: 1epoch:train:11-20batch: iter_time=0.01, loss=5.500, nll_bits=7.935
 [host] 2026-01-01 00:00:03,000 (trainer:200) INFO: 1epoch results: [train] iter_time=0.010, loss=5.533, nll_bits=7.982, train_time=1 hour, 2 minutes and 3.5 seconds, total_count=20, [valid] loss=5.467, nll_bits=7.888, time=2.1 seconds, total_count=2
 [host] 2026-01-01 00:00:04,000 (trainer:100) INFO: 2epoch:train:1-10batch: iter_time=0.01, loss=5.400, nll_bits=7.790
-[host] 2026-01-01 00:00:05,000 (trainer:100) INFO: 2epoch:train:11-20batch: iter_time=0.01, loss=5.300, nll_bits=7.646
+[host] 2026-01-01 00:00:05,000 (trainer:100) INFO: 2epoch:train:11-20batch: iter_time=0.01, loss=5.300, nll_bits=7.646, optim0_lr0=0.001train_time=1.934
 [host] 2026-01-01 00:00:06,000 (trainer:200) INFO: 2epoch results: [train] loss=5.350, nll_bits=7.718, [valid] loss=5.300, nll_bits=7.646, time=2.0 seconds
 """
 
@@ -191,6 +199,7 @@ def test_parse_train_log(tmp_path):
     assert curves["valid"]["nll_bits"] == [(1.0, 7.888), (2.0, 7.646)]
     assert "time" not in curves["valid"]  # humanfriendly timespans are not numbers
     assert [x for x, _ in curves["train_batches"]["loss"]] == [0.5, 1.0, 1.5, 2.0]
+    assert "001train_time" not in curves["train_batches"]  # ESPnet's glued entries
 
 
 def test_read_decode_stats(tmp_path):

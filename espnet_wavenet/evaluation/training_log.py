@@ -17,8 +17,10 @@ from typing import Dict, List, Tuple, Union
 EPOCH_RE = re.compile(r"(\d+)epoch results: (.*)$")
 BATCH_RE = re.compile(r"(\d+)epoch:train:(\d+)-(\d+)batch: (.*)$")
 SECTION_RE = re.compile(r"\[(\w+)\]\s")
+# ESPnet's batch lines may glue two entries ("lr0=0.001train_time=1.9"): a key
+# must not follow a digit or dot, and a value must end at a comma or line end.
 VALUE_RE = re.compile(
-    r"(\w+)=([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))(?=,|\s*$)"
+    r"(?<![\w.])([A-Za-z_]\w*)=([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))(?=,|\s*$)"
 )
 
 Curve = List[Tuple[float, float]]
