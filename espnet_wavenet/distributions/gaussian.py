@@ -28,7 +28,13 @@ class Gaussian(Distribution):
         return 0.5 * math.log(2 * math.pi) + log_std + 0.5 * z * z
 
     def noise(self, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
-        return torch.randn(batch, length, 1, generator=generator)
+        # Box-Muller on uniforms rather than torch.randn: torch's CPU normal sampler
+        # treats a partial last block of 16 differently, so a shorter randn draw is
+        # not a prefix of a longer one. Uniform draws are, which keeps batched,
+        # one-by-one and streaming generation on the same random numbers.
+        u = torch.rand(batch, length, 2, generator=generator, dtype=torch.float64)
+        r = torch.sqrt(-2.0 * torch.log1p(-u[..., :1]))
+        return (r * torch.cos(2.0 * math.pi * u[..., 1:])).float()
 
     def sample(
         self,

@@ -1,0 +1,370 @@
+"""Fast CPU generator: one compiled call runs all layers for many samples.
+
+Same interface and semantics as :class:`ReferenceGenerator` (same noise, same
+sampling rules, same outputs up to float rounding). Before the loop, weights
+are packed once into 16-row panels (see ``csrc/wavenet_fast.cpp``) and the
+conditioning of every layer (aux projection + speaker projection + conv bias)
+is projected for a chunk of time steps with one batched matmul. The compiled
+loop then runs the chunk for the whole batch, threads splitting the batch.
+"""
+
+import ctypes
+import logging
+import math
+from typing import Optional, Tuple
+
+import torch
+
+from espnet_wavenet.distributions import (
+    Distribution,
+    Gaussian,
+    MixtureOfLogistics,
+    MuLawSoftmax,
+)
+from espnet_wavenet.generation import extension
+from espnet_wavenet.models.wavenet import WaveNet
+
+PANEL = 16  # rows per weight panel; every channel count is padded to it
+# Floats of precomputed conditioning held at once (bounds memory: 32 MB).
+COND_BUDGET = 8 * 1024 * 1024
+
+_p = ctypes.c_void_p
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [
+        *[(n, ctypes.c_int32) for n in ("L", "K", "Rp", "Hp", "Sp", "Op", "O")],
+        *[(n, ctypes.c_int32) for n in ("input_type", "dist", "n_mix", "n_classes")],
+        ("half", ctypes.c_int32),
+        ("skip_scale", ctypes.c_float),
+        *[
+            (n, _p)
+            for n in (
+                "dil", "emb_w", "emb_b", "wconv", "wrs", "brs",
+                "w1", "b1", "w2", "b2", "dec", "enc",
+            )
+        ],
+    ]
+
+
+class _Call(ctypes.Structure):
+    _fields_ = [
+        ("B", ctypes.c_int32),
+        ("n_steps", ctypes.c_int32),
+        ("t0", ctypes.c_int64),
+        ("rings", _p),
+        ("ring_bstride", ctypes.c_int64),
+        ("ring_off", _p),
+        ("ring_mask", _p),
+        ("prev_cls", _p),
+        ("prev_x", _p),
+        ("cond", _p),
+        ("cond_bstride", ctypes.c_int64),
+        ("cond_tstride", ctypes.c_int64),
+        ("cond_t0", ctypes.c_int64),
+        ("noise", _p),
+        ("noise_bstride", ctypes.c_int64),
+        ("noise_dim", ctypes.c_int32),
+        ("temperature", ctypes.c_float),
+        ("log_scale_min", ctypes.c_float),
+        ("out", _p),
+        ("out_bstride", ctypes.c_int64),
+        ("logits", _p),
+        ("logits_bstride", ctypes.c_int64),
+        ("n_threads", ctypes.c_int32),
+    ]
+
+
+def _pad(n: int) -> int:
+    return -(-n // PANEL) * PANEL
+
+
+def fast_available(net: WaveNet) -> bool:
+    """True when the kernel compiled and ``net`` is a CPU WaveNet it can run."""
+    if extension.load_library() is None:
+        return False
+    try:
+        device = next(net.parameters()).device
+    except StopIteration:
+        return False
+    return device.type == "cpu" and net.gate_channels % 2 == 0
+
+
+def _panels(w: torch.Tensor, rows_p: int) -> torch.Tensor:
+    """(rows, cols) -> padded rows, cut into 16-row panels stored column-major."""
+    rows, cols = w.shape
+    full = w.new_zeros(rows_p, cols)
+    full[:rows] = w
+    return full.reshape(rows_p // PANEL, PANEL, cols).transpose(1, 2).contiguous()
+
+
+def _split_gate(w: torch.Tensor, hp: int) -> torch.Tensor:
+    """(G, ...) -> (2 hp, ...): filter half padded to hp, then gate half."""
+    h = w.shape[0] // 2
+    out = w.new_zeros(2 * hp, *w.shape[1:])
+    out[:h] = w[:h]
+    out[hp : hp + h] = w[h:]
+    return out
+
+
+def _pad_vec(v: Optional[torch.Tensor], n: int) -> torch.Tensor:
+    out = torch.zeros(n)
+    if v is not None:
+        out[: v.numel()] = v.detach().float().reshape(-1)
+    return out
+
+
+class FastGenerator:
+    """Compiled sample-by-sample generation (see the module docstring).
+
+    Args:
+        net: the WaveNet (on the CPU).
+        dist: its output distribution.
+        threads: worker threads across the batch (default: torch's thread count).
+        half: store matrix weights as float16 (halves weight memory traffic;
+            not exact vs the reference, so off by default).
+    """
+
+    def __init__(
+        self,
+        net: WaveNet,
+        dist: Distribution,
+        threads: Optional[int] = None,
+        half: bool = False,
+    ):
+        self.lib = extension.load_library()
+        if self.lib is None:
+            raise RuntimeError(f"fast kernel unavailable: {extension.load_error()}")
+        if isinstance(dist, MuLawSoftmax):
+            self.dist_id = 0
+        elif isinstance(dist, MixtureOfLogistics):
+            self.dist_id = 1
+        elif isinstance(dist, Gaussian):
+            self.dist_id = 2
+        else:
+            raise ValueError(f"unsupported distribution {type(dist).__name__}")
+        self.net = net.eval()
+        self.dist = dist
+        self.threads = threads or torch.get_num_threads()
+        self.half = half
+        self._key = None
+
+    # ------------------------------------------------------------- packing
+    def _weights_key(self):
+        return tuple((p.data_ptr(), p._version) for p in self.net.parameters())
+
+    @torch.no_grad()
+    def _pack(self) -> None:
+        """Pack the weights once (again only if the parameters changed)."""
+        key = self._weights_key()
+        if key == self._key:
+            return
+        net, dist = self.net, self.dist
+        blocks = list(net.blocks)
+        L, K = len(blocks), net.kernel_size
+        R, G, S, O = (
+            net.residual_channels,
+            net.gate_channels,
+            net.skip_channels,
+            net.out_channels,
+        )
+        Rp, Hp, Sp, Op = _pad(R), _pad(G // 2), _pad(S), _pad(O)
+        wdt = torch.float16 if self.half else torch.float32
+        t = {}  # every tensor the kernel reads; kept alive on self
+        t["dil"] = torch.tensor([b.dilation for b in blocks], dtype=torch.int32)
+        if net.input_type == "categorical":
+            emb = net.first.weight.detach().float()
+            t["emb_w"] = torch.zeros(emb.shape[0], Rp)
+            t["emb_w"][:, :R] = emb
+            t["emb_b"] = torch.zeros(Rp)
+        else:
+            t["emb_w"] = _pad_vec(net.first.weight, Rp)
+            t["emb_b"] = _pad_vec(net.first.bias, Rp)
+        conv, rs, brs = [], [], []
+        aux, glob, bias = [], [], []
+        for b in blocks:
+            w = b.conv.weight.detach().float()  # (G, R, K)
+            m = torch.zeros(G, K, Rp)
+            m[:, :, :R] = w.permute(0, 2, 1)
+            conv.append(_panels(_split_gate(m.reshape(G, K * Rp), Hp), 2 * Hp))
+            m = torch.zeros(Rp + Sp, Hp)
+            m[:R, : G // 2] = b.conv_res.weight.detach().float()[:, :, 0]
+            m[Rp : Rp + S, : G // 2] = b.conv_skip.weight.detach().float()[:, :, 0]
+            rs.append(_panels(m, Rp + Sp))
+            brs.append(
+                torch.cat([_pad_vec(b.conv_res.bias, Rp), _pad_vec(b.conv_skip.bias, Sp)])
+            )
+            bias.append(_split_gate(_pad_vec(b.conv.bias, G), Hp))
+            if b.conv_aux is not None:
+                aux.append(_split_gate(b.conv_aux.weight.detach().float()[:, :, 0], Hp))
+            if b.conv_global is not None:
+                glob.append(_split_gate(b.conv_global.weight.detach().float()[:, :, 0], Hp))
+        t["wconv"] = torch.stack(conv).to(wdt).contiguous()
+        t["wrs"] = torch.stack(rs).to(wdt).contiguous()
+        t["brs"] = torch.stack(brs).contiguous()
+        t["w1"] = _panels(net.out1.weight.detach().float()[:, :, 0], Sp).to(wdt)
+        t["b1"] = _pad_vec(net.out1.bias, Sp)
+        w2 = torch.zeros(O, Sp)
+        w2[:, :S] = net.out2.weight.detach().float()[:, :, 0]
+        t["w2"] = _panels(w2, Op).to(wdt)
+        t["b2"] = _pad_vec(net.out2.bias, Op)
+        if isinstance(dist, MuLawSoftmax):
+            classes = torch.arange(dist.quantization_channels)
+            dec = dist.decode(classes).float()
+            t["dec"] = dec.contiguous()
+            t["enc"] = dist.encode_input(dec).to(torch.int32).contiguous()
+            self._first_cls = int(dist.encode_input(torch.zeros(1))[0])
+        else:
+            t["dec"] = torch.zeros(1)
+            t["enc"] = torch.zeros(1, dtype=torch.int32)
+            self._first_cls = 0
+        # Conditioning projection for all layers at once: (L * 2 Hp, aux).
+        self._aux_w = torch.cat(aux).t().contiguous() if aux else None
+        self._glob_w = torch.cat(glob) if glob else None
+        self._bias = torch.cat(bias)
+        self._t = t
+        m = _Model(
+            L=L, K=K, Rp=Rp, Hp=Hp, Sp=Sp, Op=Op, O=O,
+            input_type=0 if net.input_type == "categorical" else 1,
+            dist=self.dist_id,
+            n_mix=getattr(dist, "num_mixtures", 0),
+            n_classes=t["emb_w"].shape[0] if net.input_type == "categorical" else 0,
+            half=int(self.half),
+            skip_scale=net.skip_scale,
+        )
+        for name, v in t.items():
+            setattr(m, name, v.data_ptr())
+        self._model = m
+        self._dims = dict(L=L, K=K, Rp=Rp, Hp=Hp, Sp=Sp, Op=Op, O=O)
+        self._key = key
+
+    # ---------------------------------------------------------- generation
+    def new_state(self, batch: int) -> dict:
+        """Per-stream state: layer input histories (rings) and the previous sample."""
+        self._pack()
+        d = self._dims
+        offs, masks, off = [], [], 0
+        for dil in self._t["dil"].tolist():
+            slots = 1 << max(0, math.ceil(math.log2((d["K"] - 1) * dil + 1)))
+            offs.append(off)
+            masks.append(slots - 1)
+            off += slots * d["Rp"]
+        return dict(
+            t=0,
+            rings=torch.zeros(batch, off),
+            ring_off=torch.tensor(offs, dtype=torch.int64),
+            ring_mask=torch.tensor(masks, dtype=torch.int32),
+            prev_cls=torch.full((batch,), self._first_cls, dtype=torch.int32),
+            prev_x=torch.zeros(batch),
+        )
+
+    def _base_condition(self, batch: int, g: Optional[torch.Tensor]) -> torch.Tensor:
+        """Conv bias + speaker projection per stream: (B, L * 2 Hp)."""
+        base = self._bias.unsqueeze(0).expand(batch, -1).clone()
+        gcond = self.net.global_condition(g)
+        if gcond is not None and self._glob_w is not None:
+            base += gcond[:, :, 0].float() @ self._glob_w.t()
+        return base
+
+    @torch.no_grad()
+    def run(
+        self,
+        state: dict,
+        c_up: Optional[torch.Tensor],
+        n_steps: int,
+        noise: torch.Tensor,
+        out: torch.Tensor,
+        g: Optional[torch.Tensor] = None,
+        temperature: float = 1.0,
+        log_scale_min: Optional[float] = None,
+        logits: Optional[torch.Tensor] = None,
+    ) -> None:
+        """Advance ``state`` by ``n_steps`` samples.
+
+        ``c_up`` (B, aux, >= n_steps), ``noise`` (B, >= n_steps, dim), ``out``
+        (B, >= n_steps) and ``logits`` (B, >= n_steps, O, optional) all start at
+        this call's first step.
+        """
+        self._pack()
+        d = self._dims
+        batch = state["rings"].shape[0]
+        floor = getattr(self.dist, "log_scale_min", None) if log_scale_min is None else log_scale_min
+        floor = float(floor) if floor is not None else -math.inf
+        base = self._base_condition(batch, g)
+        width = d["L"] * 2 * d["Hp"]
+        chunk = max(16, min(n_steps, COND_BUDGET // max(1, batch * width)))
+        for name, x in (("noise", noise), ("out", out), ("logits", logits)):
+            if x is not None and (x.dtype != torch.float32 or x.stride(-1) != 1):
+                raise ValueError(f"{name} must be float32 with unit last stride")
+        for s0 in range(0, n_steps, chunk):
+            n = min(chunk, n_steps - s0)
+            t0 = state["t"]
+            if c_up is not None and self._aux_w is not None:
+                cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2)
+                cond = torch.baddbmm(
+                    base.unsqueeze(1), cc, self._aux_w.unsqueeze(0).expand(batch, -1, -1)
+                )
+                tstride = width
+            else:
+                cond = base.unsqueeze(1).contiguous()
+                tstride = 0
+            lg = logits[:, s0 : s0 + n] if logits is not None else None
+            call = _Call(
+                B=batch,
+                n_steps=n,
+                t0=t0,
+                rings=state["rings"].data_ptr(),
+                ring_bstride=state["rings"].shape[1],
+                ring_off=state["ring_off"].data_ptr(),
+                ring_mask=state["ring_mask"].data_ptr(),
+                prev_cls=state["prev_cls"].data_ptr(),
+                prev_x=state["prev_x"].data_ptr(),
+                cond=cond.data_ptr(),
+                cond_bstride=cond.stride(0),
+                cond_tstride=tstride,
+                cond_t0=t0,
+                noise=noise[:, s0:].data_ptr(),
+                noise_bstride=noise.stride(0),
+                noise_dim=noise.shape[2],
+                temperature=float(temperature),
+                log_scale_min=floor,
+                out=out[:, s0:].data_ptr(),
+                out_bstride=out.stride(0),
+                logits=lg.data_ptr() if lg is not None else None,
+                logits_bstride=lg.stride(0) if lg is not None else 0,
+                n_threads=self.threads,
+            )
+            rc = self.lib.wn_run(ctypes.byref(self._model), ctypes.byref(call))
+            if rc != 0:
+                raise RuntimeError(f"fast WaveNet kernel failed (code {rc})")
+            state["t"] = t0 + n
+
+    @torch.no_grad()
+    def generate(
+        self,
+        c_up: Optional[torch.Tensor],
+        length: int,
+        noise: torch.Tensor,
+        g: Optional[torch.Tensor] = None,
+        temperature: float = 1.0,
+        log_scale_min: Optional[float] = None,
+        return_logits: bool = False,
+        progress: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Generate ``length`` samples; see :meth:`ReferenceGenerator.generate`."""
+        batch = noise.shape[0]
+        if noise.shape[1] < length:
+            raise ValueError(f"noise has {noise.shape[1]} steps, {length} needed")
+        if c_up is not None and c_up.shape[-1] < length:
+            raise ValueError(f"conditioning has {c_up.shape[-1]} steps, {length} needed")
+        noise = noise.detach().cpu().float().contiguous()
+        if c_up is not None:
+            c_up = c_up.detach().cpu()
+        state = self.new_state(batch)
+        out = torch.empty(batch, length)
+        logits = torch.empty(batch, length, self.net.out_channels) if return_logits else None
+        if length > 0:
+            self.run(state, c_up, length, noise, out, g, temperature, log_scale_min, logits)
+        if logits is not None:
+            logits = logits.transpose(1, 2).contiguous()
+        return out, logits
