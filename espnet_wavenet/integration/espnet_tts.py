@@ -1,0 +1,210 @@
+"""The hook that makes ESPnet TTS inference build registered vocoders.
+
+ESPnet's ``Text2Speech`` builds its vocoder with the classmethod
+``TTSTask.build_vocoder_from_file(vocoder_config_file, vocoder_file, model,
+device)``: Griffin-Lim for no file, Parallel WaveGAN for ``*.pkl``, ValueError
+for anything else. :func:`activate` wraps that classmethod: a packed directory
+of a registered vocoder (or its ``model.pth`` / ``config.yaml``, or
+``<name>:<path>``) is built through :mod:`espnet_wavenet.integration.registry`
+after the feature contract is checked; every other call goes to ESPnet's
+original, unchanged. Activation is explicit and idempotent; :func:`deactivate`
+restores ESPnet's original.
+
+Every ESPnet import that may change between releases stays in this module.
+"""
+
+import functools
+import inspect
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import torch
+
+from espnet_wavenet.integration import registry
+from espnet_wavenet.integration.feats_contract import check_pairing
+
+_MARK = "_espnet_wavenet_hook"
+_state = dict(original=None, allow_feats_mismatch=None, skip_vocoder=False)
+
+
+def _tts_task():
+    from espnet2.tasks.tts import TTSTask
+
+    return TTSTask
+
+
+class NormalizedInputVocoder(torch.nn.Module):
+    """Feeds a vocoder that wants denormalized features from *normalized* ones.
+
+    Used when ``Text2Speech(prefer_normalized_feats=True)``: ESPnet then passes
+    ``feat_gen`` (normalized with the TTS model's statistics); this inverts the
+    TTS model's normalizer first, so the vocoder can apply its own.
+    """
+
+    def __init__(self, vocoder: torch.nn.Module, tts_normalize: torch.nn.Module):
+        super().__init__()
+        self.vocoder = vocoder
+        self.tts_normalize = tts_normalize
+
+    @property
+    def fs(self) -> int:
+        return self.vocoder.fs
+
+    @torch.no_grad()
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        # ESPnet's inverse works in place on (B, T, D): give it a copy.
+        denorm, _ = self.tts_normalize.inverse(feats.clone()[None])
+        return self.vocoder(denorm[0])
+
+
+def _prefer_normalized_feats() -> bool:
+    """True when the calling Text2Speech was built with prefer_normalized_feats.
+
+    Text2Speech sets the attribute before it builds the vocoder; the caller is
+    found on the stack (a few frames up, whatever decorators sit between).
+    """
+    frame = sys._getframe(1)
+    for _ in range(8):
+        if frame is None:
+            break
+        obj = frame.f_locals.get("self")
+        if type(obj).__name__ == "Text2Speech" and hasattr(obj, "prefer_normalized_feats"):
+            return bool(obj.prefer_normalized_feats)
+        frame = frame.f_back
+    return False
+
+
+def build_paired_vocoder(
+    name: str,
+    model_dir: Union[str, Path],
+    model: Optional[torch.nn.Module] = None,
+    device: str = "cpu",
+    allow_feats_mismatch: Optional[bool] = None,
+    prefer_normalized_feats: bool = False,
+) -> torch.nn.Module:
+    """Build registered vocoder ``name`` and check it against the TTS ``model``."""
+    vocoder = registry.build_vocoder(name, model_dir, device=device)
+    check_pairing(
+        vocoder, model, allow_feats_mismatch, where=f" ({name} vocoder at {model_dir})"
+    )
+    if prefer_normalized_feats and model is not None:
+        if getattr(model, "normalize", None) is not None:
+            logging.info("prefer_normalized_feats: inverting the TTS normalizer first")
+            return NormalizedInputVocoder(vocoder, model.normalize)
+    return vocoder
+
+
+def _resolve_call(args: tuple, kwargs: dict, signature: inspect.Signature) -> dict:
+    bound = signature.bind_partial(*args, **kwargs)
+    return dict(bound.arguments)
+
+
+def _make_wrapper(original: classmethod) -> classmethod:
+    func = original.__func__
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def build_vocoder_from_file(cls, *args: Any, **kwargs: Any):
+        call = _resolve_call((cls, *args), kwargs, signature)
+        if _state["skip_vocoder"]:
+            logging.info("skip_vocoder: features only, no waveform")
+            return None
+        vocoder_file = call.get("vocoder_file")
+        vocoder_config = call.get("vocoder_config_file")
+        target = None
+        if vocoder_file is not None:
+            target = registry.resolve(vocoder_file)
+        elif vocoder_config is not None:
+            # A packed config.yaml given as --vocoder_config alone: ESPnet would
+            # feed it to Griffin-Lim and fail; build the vocoder it describes.
+            target = registry.resolve(vocoder_config)
+        if target is None:
+            return func(cls, *args, **kwargs)
+        name, model_dir = target
+        return build_paired_vocoder(
+            name,
+            model_dir,
+            model=call.get("model"),
+            device=call.get("device", "cpu"),
+            allow_feats_mismatch=_state["allow_feats_mismatch"],
+            prefer_normalized_feats=_prefer_normalized_feats(),
+        )
+
+    setattr(build_vocoder_from_file, _MARK, True)
+    return classmethod(build_vocoder_from_file)
+
+
+def is_active() -> bool:
+    """Whether TTSTask.build_vocoder_from_file is currently wrapped."""
+    current = _tts_task().__dict__.get("build_vocoder_from_file")
+    return getattr(getattr(current, "__func__", None), _MARK, False)
+
+
+def activate(allow_feats_mismatch: Optional[bool] = None) -> None:
+    """Make ESPnet TTS inference build registered vocoders (idempotent).
+
+    ``allow_feats_mismatch``: True turns a feature mismatch into a warning; None
+    (default) reads ``ESPNET_WAVENET_ALLOW_FEATS_MISMATCH`` at build time.
+    """
+    _state["allow_feats_mismatch"] = allow_feats_mismatch
+    if is_active():
+        return
+    task = _tts_task()
+    original = task.__dict__["build_vocoder_from_file"]
+    if not isinstance(original, classmethod):
+        raise RuntimeError(
+            "espnet2.tasks.tts.TTSTask.build_vocoder_from_file is no longer a "
+            "classmethod; this ESPnet release is not supported by the hook"
+        )
+    _state["original"] = original
+    task.build_vocoder_from_file = _make_wrapper(original)
+    logging.debug("espnet_wavenet: TTSTask.build_vocoder_from_file hooked")
+
+
+def deactivate() -> None:
+    """Restore ESPnet's original build_vocoder_from_file."""
+    if is_active() and _state["original"] is not None:
+        _tts_task().build_vocoder_from_file = _state["original"]
+    _state["original"] = None
+
+
+def tts_inference_parser():
+    """ESPnet's ``tts_inference`` parser plus ``--allow_feats_mismatch``."""
+    from espnet2.bin.tts_inference import get_parser
+    from espnet2.utils.types import str2bool
+
+    parser = get_parser()
+    parser.description = "TTS inference (ESPnet) with registered vocoders"
+    parser.add_argument(
+        "--allow_feats_mismatch",
+        type=str2bool,
+        default=False,
+        help="Use the vocoder even if its features differ from the TTS model's "
+        "(a warning instead of an error)",
+    )
+    parser.add_argument(
+        "--skip_vocoder",
+        type=str2bool,
+        default=False,
+        help="Build no vocoder (not even Griffin-Lim): write features only, "
+        "e.g. GTA features with --use_teacher_forcing true",
+    )
+    return parser
+
+
+def run_tts_inference(cmd=None) -> None:
+    """Parse ESPnet's tts_inference options, activate the hook, run ESPnet's inference."""
+    from espnet2.bin.tts_inference import inference
+
+    print(" ".join([sys.executable, *sys.argv]), file=sys.stderr)
+    kwargs = vars(tts_inference_parser().parse_args(cmd))
+    kwargs.pop("config", None)
+    skip_vocoder = kwargs.pop("skip_vocoder")
+    activate(allow_feats_mismatch=kwargs.pop("allow_feats_mismatch") or None)
+    _state["skip_vocoder"] = skip_vocoder
+    try:
+        inference(**kwargs)
+    finally:
+        _state["skip_vocoder"] = False
