@@ -21,6 +21,10 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace {
 
 constexpr int VW = 16;  // floats per vector and rows per weight panel
@@ -40,11 +44,17 @@ inline v16 vload(const float* p) { return *reinterpret_cast<const v16u*>(p); }
 inline void vstore(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
 inline v16 splat(float x) { return v16{} + x; }
 
-// Half-precision weights: 16 halves -> 16 floats (F16C where available).
+// Half-precision weights: 16 halves -> 16 floats (one F16C conversion).
 inline v16 vload(const uint16_t* p) {
-#if defined(__F16C__) || defined(__AVX512F__)
-  typedef _Float16 f16v __attribute__((vector_size(32), aligned(2)));
-  return __builtin_convertvector(*reinterpret_cast<const f16v*>(p), v16);
+#if defined(__AVX512F__)
+  return (v16)_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif defined(__F16C__)
+  const __m128i* q = reinterpret_cast<const __m128i*>(p);
+  __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(q)), hi = _mm256_cvtph_ps(_mm_loadu_si128(q + 1));
+  v16 r;
+  std::memcpy(&r, &lo, 32);
+  std::memcpy(reinterpret_cast<char*>(&r) + 32, &hi, 32);
+  return r;
 #else
   v16 r;
   for (int i = 0; i < VW; ++i) r[i] = (float)(*reinterpret_cast<const _Float16*>(p + i));

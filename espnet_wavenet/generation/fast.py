@@ -11,6 +11,7 @@ loop then runs the chunk for the whole batch, threads splitting the batch.
 import ctypes
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Tuple
 
 import torch
@@ -27,6 +28,7 @@ from espnet_wavenet.models.wavenet import WaveNet
 PANEL = 16  # rows per weight panel; every channel count is padded to it
 # Floats of precomputed conditioning held at once (bounds memory: 32 MB).
 COND_BUDGET = 8 * 1024 * 1024
+CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
 
 _p = ctypes.c_void_p
 
@@ -238,6 +240,11 @@ class FastGenerator:
         self._dims = dict(L=L, K=K, Rp=Rp, Hp=Hp, Sp=Sp, Op=Op, O=O)
         self._key = key
 
+    def _pool(self) -> ThreadPoolExecutor:
+        if getattr(self, "_executor", None) is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="wavenet-cond")
+        return self._executor
+
     # ---------------------------------------------------------- generation
     def new_state(self, batch: int) -> dict:
         """Per-stream state: layer input histories (rings) and the previous sample."""
@@ -292,22 +299,33 @@ class FastGenerator:
         floor = float(floor) if floor is not None else -math.inf
         base = self._base_condition(batch, g)
         width = d["L"] * 2 * d["Hp"]
-        chunk = max(16, min(n_steps, COND_BUDGET // max(1, batch * width)))
+        aux = self._aux_w.shape[0] if self._aux_w is not None else 0
+        chunk = max(16, min(n_steps, CHUNK, COND_BUDGET // max(1, batch * width)))
         for name, x in (("noise", noise), ("out", out), ("logits", logits)):
             if x is not None and (x.dtype != torch.float32 or x.stride(-1) != 1):
                 raise ValueError(f"{name} must be float32 with unit last stride")
-        for s0 in range(0, n_steps, chunk):
+        def project(s0: int) -> Tuple[torch.Tensor, int]:
+            """Conditioning of every layer for a chunk: (B, n, L * 2 Hp), time stride."""
+            n = min(chunk, n_steps - s0)
+            if c_up is None or self._aux_w is None:
+                return base.unsqueeze(1).contiguous(), 0  # constant over time
+            cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2).reshape(-1, aux)
+            cond = torch.mm(cc, self._aux_w).view(batch, n, width)
+            cond += base.unsqueeze(1)
+            return cond, width
+
+        # The projection of chunk k+1 runs on a helper thread while the kernel
+        # generates chunk k (both release the GIL): with one stream, the second
+        # core does the conditioning.
+        starts = list(range(0, n_steps, chunk))
+        pool = self._pool() if len(starts) > 1 else None
+        pending = project(starts[0]) if starts else None
+        for i, s0 in enumerate(starts):
             n = min(chunk, n_steps - s0)
             t0 = state["t"]
-            if c_up is not None and self._aux_w is not None:
-                cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2)
-                cond = torch.baddbmm(
-                    base.unsqueeze(1), cc, self._aux_w.unsqueeze(0).expand(batch, -1, -1)
-                )
-                tstride = width
-            else:
-                cond = base.unsqueeze(1).contiguous()
-                tstride = 0
+            cond, tstride = pending.result() if i > 0 else pending
+            if i + 1 < len(starts):
+                pending = pool.submit(project, starts[i + 1])
             lg = logits[:, s0 : s0 + n] if logits is not None else None
             call = _Call(
                 B=batch,
