@@ -74,9 +74,9 @@ class ReferenceGenerator:
                 conv = conv + block.conv.bias
                 cond = block.project_conditioning(c_t, gcond)
                 z = block.gated(conv.unsqueeze(-1), cond)
-                res = block.conv_res(z)[:, :, 0]
                 skips = skips + block.conv_skip(z)[:, :, 0]
-                h = (h + res) * (0.5**0.5)
+                if block.conv_res is not None:
+                    h = (h + block.conv_res(z)[:, :, 0]) * (0.5**0.5)
             logits = net.output_head(skips.unsqueeze(-1))[:, :, 0]
             if logits_all is not None:
                 logits_all.append(logits)

@@ -13,7 +13,8 @@ class ResidualBlock(torch.nn.Module):
 
     z = tanh(W_f * x + V_f c) * sigmoid(W_g * x + V_g c); the conv produces
     ``gate_channels`` channels, the first half is the filter, the second the gate.
-    Residual out: (x + W_r z) * sqrt(0.5); skip out: W_s z.
+    Residual out: (x + W_r z) * sqrt(0.5) (the last layer has no W_r and passes
+    x through); skip out: W_s z.
 
     Shapes: x (B, R, T), c (B, G, T) (the conditioning, already projected to
     ``gate_channels`` by :meth:`project_conditioning`, speaker term included) ->
@@ -29,6 +30,7 @@ class ResidualBlock(torch.nn.Module):
         kernel_size: int,
         dilation: int,
         global_channels: int = 0,
+        residual: bool = True,
     ):
         super().__init__()
         if gate_channels % 2 != 0:
@@ -49,7 +51,9 @@ class ResidualBlock(torch.nn.Module):
             else None
         )
         half = gate_channels // 2
-        self.conv_res = torch.nn.Conv1d(half, residual_channels, 1)
+        # The last layer feeds only the skip path: a residual conv there would be
+        # a parameter without gradient (and DDP refuses those).
+        self.conv_res = torch.nn.Conv1d(half, residual_channels, 1) if residual else None
         self.conv_skip = torch.nn.Conv1d(half, skip_channels, 1)
 
     def project_conditioning(
@@ -74,4 +78,6 @@ class ResidualBlock(torch.nn.Module):
         self, x: torch.Tensor, cond: Optional[torch.Tensor]
     ) -> Tuple[torch.Tensor, torch.Tensor]:
         z = self.gated(self.conv(x), cond)
+        if self.conv_res is None:
+            return x, self.conv_skip(z)
         return (x + self.conv_res(z)) * math.sqrt(0.5), self.conv_skip(z)

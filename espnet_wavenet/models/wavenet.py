@@ -92,8 +92,9 @@ class WaveNet(torch.nn.Module):
                 kernel_size,
                 d,
                 global_channels,
+                residual=i < layers - 1,
             )
-            for d in self.dilations
+            for i, d in enumerate(self.dilations)
         )
         self.out1 = torch.nn.Conv1d(skip_channels, skip_channels, 1)
         self.out2 = torch.nn.Conv1d(skip_channels, out_channels, 1)

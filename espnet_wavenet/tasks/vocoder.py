@@ -11,7 +11,6 @@ from espnet2.layers.global_mvn import GlobalMVN
 from espnet2.tasks.abs_task import AbsTask
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
-from espnet2.train.trainer import Trainer
 from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool
 from typeguard import typechecked
@@ -21,6 +20,7 @@ from espnet_wavenet.features import DEFAULT_FEATS_CONF
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.train.collate import SegmentCollateFn
 from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
+from espnet_wavenet.train.trainer import WaveNetTrainer
 
 normalize_choices = ClassChoices(
     "normalize",
@@ -37,7 +37,7 @@ class WaveNetVocoderTask(AbsTask):
 
     num_optimizers: int = 1
     class_choices_list = [normalize_choices]
-    trainer = Trainer
+    trainer = WaveNetTrainer
 
     @classmethod
     @typechecked

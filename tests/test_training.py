@@ -1,0 +1,139 @@
+"""Training: overfitting real speech, the ESPnet CLI with resume, DDP, EMA."""
+
+import math
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import CONF, MINI_DB, REPO, data_options, mini_ids, run_py
+from espnet_wavenet.data.audio import read_audio
+from espnet_wavenet.features import check_feats_conf, extract_feats
+from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
+from espnet_wavenet.vocoder.wavenet_vocoder import load_weights
+
+
+def test_overfits_one_real_utterance():
+    """A few hundred CPU steps on one utterance cut its NLL far down."""
+    conf = check_feats_conf(dict(hop_length=256))
+    uttid = mini_ids("train", 1)[0]
+    wav, fs = read_audio(MINI_DB / "wav" / f"{uttid}.flac", uttid)
+    assert fs == conf["fs"]
+    wav = torch.from_numpy(wav)
+    feats = extract_feats(wav, conf)  # ESPnet LogMelFbank, (T, 80)
+    feats = (feats - feats.mean(0)) / feats.std(0).clamp(min=1e-3)
+    frames = 8
+    start = feats.shape[0] // 2 - frames // 2  # a voiced stretch mid-utterance
+    c = torch.nn.functional.pad(feats.t()[None], (2, 2), mode="replicate")
+    c = c[:, :, start : start + frames + 4]
+    x = wav[start * 256 : (start + frames) * 256][None]
+    torch.manual_seed(0)
+    net, dist = build_wavenet(
+        conf,
+        dict(layers=6, stacks=2, residual_channels=32, gate_channels=64,
+             skip_channels=32, upsample_scales=[4, 4, 4, 4]),
+    )
+    model = ESPnetWaveNetModel(net, dist, ema_decay=0.0)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    lengths = torch.tensor([x.shape[1]])
+    flen = torch.tensor([c.shape[2]])
+    losses = []
+    for _ in range(300):
+        loss, stats, _ = model(x, lengths, c.transpose(1, 2), flen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(stats["nll_bits"].item())
+    assert losses[0] > 7.0  # ~8 bits: uniform over 256 classes
+    assert np.mean(losses[-10:]) < 0.6 * losses[0], losses[::50]
+
+
+def test_ema_tracks_and_warms_up():
+    from espnet_wavenet.train.ema import ExponentialMovingAverage
+
+    lin = torch.nn.Linear(2, 2)
+    ema = ExponentialMovingAverage(lin, decay=0.9)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    ema.update(lin)  # warm-up decay (1 + 0) / 10 = 0.1: mostly the new value
+    assert ema.num_updates.item() == 1
+    w = ema.shadow_state_dict()["weight"]
+    assert torch.all(w > 0.85)
+    assert "ema.weight" not in dict(lin.named_parameters())
+    assert set(k for k in ema.state_dict()) == {"weight", "bias", "num_updates"}
+
+
+def train_cmd(mini_dump, out, *extra):
+    return [
+        "-m", "espnet_wavenet.bin.train", "--config", str(CONF / "tiny.yaml"),
+        "--normalize_conf", f"stats_file={mini_dump['stats_file']}",
+        "--output_dir", str(out), "--ngpu", "0", "--num_iters_per_epoch", "5",
+        "--batch_size", "2", "--use_tensorboard", "true",
+        *data_options(mini_dump["dump"], mini_dump["stats"]), *extra,
+    ]
+
+
+def checkpoint_state(path):
+    from espnet_wavenet.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def test_cli_trains_writes_experiment_and_resumes(mini_dump, tmp_path):
+    out = tmp_path / "exp"
+    first = run_py(train_cmd(mini_dump, out, "--max_epoch", "1"), cwd=tmp_path)
+    assert "1epoch results" in first.stdout
+    for name in ("checkpoint.pth", "1epoch.pth", "latest.pth", "valid.loss.best.pth",
+                 "config.yaml"):
+        assert (out / name).exists(), name
+    assert any((out / "images").glob("*.png"))
+    assert any((out / "tensorboard").rglob("events.*"))
+    state = checkpoint_state(out / "checkpoint.pth")
+    assert state["model"]["ema.num_updates"].item() == 5
+    ema1 = state["model"]["ema.out2__weight"].clone()
+
+    log = run_py(
+        train_cmd(mini_dump, out, "--max_epoch", "2", "--resume", "true"), cwd=tmp_path
+    ).stdout
+    assert "The training was resumed using" in log
+    assert "2epoch results" in log and "1epoch results" not in log
+    state2 = checkpoint_state(out / "checkpoint.pth")
+    # step count and EMA carry on from the first run
+    assert state2["model"]["ema.num_updates"].item() == 10
+    assert len(state2["optimizers"][0]["state"]) > 0
+    assert not torch.equal(state2["model"]["ema.out2__weight"], ema1)
+    assert (out / "2epoch.pth").exists()
+    weights = load_weights(out / "2epoch.pth")
+    assert "wavenet.out2.weight" in weights
+
+
+def test_ddp_two_cpu_processes(mini_dump, tmp_path):
+    out = tmp_path / "exp_ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = run_py(
+        ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         *train_cmd(mini_dump, out, "--max_epoch", "1", "--dist_backend", "gloo",
+                    "--use_tensorboard", "false")[0:0],
+         "-m", "espnet_wavenet.bin.train",
+         *train_cmd(mini_dump, out, "--max_epoch", "1", "--dist_backend", "gloo",
+                    "--use_tensorboard", "false")[2:]],
+        cwd=tmp_path, env=env, timeout=300,
+    )
+    assert (out / "checkpoint.pth").exists(), proc.stdout[-3000:]
+    log = proc.stdout
+    assert "world_size=2" in log or "dist_world_size=2" in log, log[:3000]
+    assert "1epoch results" in log
+
+
+def test_entry_point_found_after_installation():
+    from importlib.metadata import entry_points
+
+    eps = {ep.name: ep for ep in entry_points(group="espnet.vocoders")}
+    assert "wavenet" in eps
+    from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+    assert eps["wavenet"].load() is WaveNetVocoder
