@@ -97,3 +97,121 @@ def test_no_conditioning_and_odd_sizes():
     ref, _ = ReferenceGenerator(net, d).generate(None, length, noise, torch.tensor([1]))
     fast, _ = FastGenerator(net, d).generate(None, length, noise, torch.tensor([1]))
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=0)
+
+
+@needs_fast
+def test_chunked_kernel_calls(monkeypatch):
+    # Several kernel calls (state carried across) and pipelined projections.
+    from espnet_wavenet.generation import fast
+
+    monkeypatch.setattr(fast, "CHUNK", 128)
+    _, net, d = tiny("mulaw", 2)
+    compare("mulaw", net, d, 700, g=torch.tensor([1, 0]))
+
+
+def vocoder(dist: str, n_speakers: int = 0, generator: str = "fast") -> WaveNetVocoder:
+    conf, net, d = tiny(dist, n_speakers)
+    wc = dict(conf["wavenet_conf"], n_speakers=n_speakers)
+    gen = torch.Generator().manual_seed(5)
+    voc = WaveNetVocoder(
+        conf["feats_conf"], wc, dist, DISTS[dist],
+        mean=torch.randn(80, generator=gen).numpy(),
+        std=(torch.rand(80, generator=gen) + 0.5).numpy(),
+        generator=generator,
+    )
+    voc.net.load_state_dict(net.state_dict())
+    return voc.eval()
+
+
+def feats(n_frames: int, seed: int) -> torch.Tensor:
+    return torch.randn(n_frames, 80, generator=torch.Generator().manual_seed(seed))
+
+
+@needs_fast
+@pytest.mark.parametrize("dist,n_speakers", [("mulaw", 0), ("gaussian", 2)])
+def test_batched_equals_one_by_one(dist, n_speakers):
+    voc = vocoder(dist, n_speakers)
+    assert isinstance(voc.generator, FastGenerator)
+    utts = [feats(n, i) for i, n in enumerate((3, 7, 1, 5))]
+    sids = [1, 0, 1, 0] if n_speakers else None
+    batch = voc.generate(utts, sids=sids, seed=11)
+    for i, f in enumerate(utts):
+        one = voc.generate([f], sids=[sids[i]] if sids else None, seed=11 + i)[0]
+        assert batch[i].shape == (f.shape[0] * voc.hop,)
+        assert torch.equal(batch[i], one)
+
+
+@needs_fast
+@pytest.mark.parametrize("dist,n_speakers", [("mulaw", 2), ("mol", 0), ("gaussian", 0)])
+def test_streaming_equals_offline(dist, n_speakers):
+    from espnet_wavenet.generation.streaming import StreamingVocoder
+
+    voc = vocoder(dist, n_speakers)
+    f = feats(19, 3)
+    sid = 1 if n_speakers else None
+    offline = voc.generate([f], sids=[sid] if sid is not None else None, seed=7)[0]
+    stream = StreamingVocoder(voc, sid=sid, seed=7)
+    la = stream.lookahead_frames
+    assert la == 4  # aux_context_window 2 + 2 frames of the 4x4x4x4 smoothing
+    chunks, pos = [], 0
+    for n in (1, 3, 2, 6, 1, 4, 2):
+        chunks.append(stream.push(f[pos : pos + n]))
+        pos += n
+        # everything up to `la` frames before the newest one is out already
+        assert sum(len(c) for c in chunks) >= max(0, pos - la) * voc.hop
+    chunks.append(stream.flush())
+    assert torch.equal(torch.cat(chunks), offline)
+
+
+def test_fallback_without_extension(monkeypatch, caplog):
+    monkeypatch.setenv("ESPNET_WAVENET_NO_EXT", "1")
+    _, net, d = tiny("mulaw")
+    assert not fast_available(net)
+    with caplog.at_level(logging.WARNING):
+        gen = build_generator(net, d, "auto")
+    assert isinstance(gen, ReferenceGenerator)
+    assert "reference" in caplog.text
+    with pytest.raises(RuntimeError):
+        build_generator(net, d, "fast")
+    voc = vocoder("mulaw", generator="auto")
+    with caplog.at_level(logging.WARNING):
+        wav = voc.generate([feats(1, 0)], seed=3)[0]
+    assert isinstance(voc.generator, ReferenceGenerator)
+    monkeypatch.delenv("ESPNET_WAVENET_NO_EXT")
+    if extension.load_library() is not None:  # the fast path gives the same audio
+        voc.set_generator("fast")
+        assert torch.equal(voc.generate([feats(1, 0)], seed=3)[0], wav)
+
+
+@pytest.mark.parametrize("dist", ["mulaw", "mol"])
+def test_gpu_step_arithmetic_eager_on_cpu(dist):
+    # The CUDA-graph generator's step, run eagerly on the CPU, against the oracle.
+    from espnet_wavenet.generation.gpu import GpuGenerator
+
+    _, net, d = tiny(dist, 2)
+    length, g = 150, torch.tensor([1, 0])
+    c_up = torch.randn(2, 80, length)
+    noise = d.noise(2, length, torch.Generator().manual_seed(4))
+    ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
+    gen = GpuGenerator(net, d, steps_per_graph=64, use_graphs=False)
+    out, lg = gen.generate(c_up, length, noise, g, return_logits=True)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    torch.testing.assert_close(lg, ref_lg, atol=1e-4, rtol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dist", list(DISTS))
+def test_gpu_graphs_equal_reference(dist):
+    from espnet_wavenet.generation.gpu import GpuGenerator
+
+    _, net, d = tiny(dist, 2)
+    length, g = 600, torch.tensor([1, 0])
+    c_up = torch.randn(2, 80, length)
+    noise = d.noise(2, length, torch.Generator().manual_seed(4))
+    ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
+    net = net.cuda()
+    gen = build_generator(net, d, "auto")
+    assert isinstance(gen, GpuGenerator) and gen.use_graphs
+    out, lg = gen.generate(c_up.cuda(), length, noise, g.cuda(), return_logits=True)
+    torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=0)
+    torch.testing.assert_close(lg.cpu(), ref_lg, atol=1e-3, rtol=0)

@@ -10,15 +10,23 @@ from espnet_wavenet.distributions import Distribution
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.wavenet import WaveNet
 
-GENERATORS = ("auto", "fast", "reference")
+GENERATORS = ("auto", "fast", "gpu", "reference")
 
 
 def build_generator(net: WaveNet, dist: Distribution, kind: str = "auto"):
-    """``auto``: the fast compiled generator when it can be built, else the reference."""
+    """``auto``: CUDA-graph generator for a net on a GPU, else the fast compiled
+    generator when it can be built, else the reference."""
     if kind not in GENERATORS:
         raise ValueError(f"generator must be one of {GENERATORS}, got {kind!r}")
     if kind == "reference":
         return ReferenceGenerator(net, dist)
+    if kind in ("auto", "gpu"):
+        from espnet_wavenet.generation.gpu import GpuGenerator, gpu_available
+
+        if gpu_available(net):
+            return GpuGenerator(net, dist)
+        if kind == "gpu":
+            raise RuntimeError("the gpu generator needs the network on a CUDA device")
     try:
         from espnet_wavenet.generation.fast import FastGenerator, fast_available
     except ImportError:  # the fast generator is not part of this build

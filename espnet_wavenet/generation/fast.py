@@ -190,12 +190,16 @@ class FastGenerator:
             m[:, :, :R] = w.permute(0, 2, 1)
             conv.append(_panels(_split_gate(m.reshape(G, K * Rp), Hp), 2 * Hp))
             m = torch.zeros(Rp + Sp, Hp)
-            m[:R, : G // 2] = b.conv_res.weight.detach().float()[:, :, 0]
+            # A block without conv_res (the last one) only feeds the skips; the
+            # kernel's residual update after it is never read.
+            if b.conv_res is None and b is not blocks[-1]:
+                raise ValueError("only the last block may lack a residual conv")
+            if b.conv_res is not None:
+                m[:R, : G // 2] = b.conv_res.weight.detach().float()[:, :, 0]
             m[Rp : Rp + S, : G // 2] = b.conv_skip.weight.detach().float()[:, :, 0]
             rs.append(_panels(m, Rp + Sp))
-            brs.append(
-                torch.cat([_pad_vec(b.conv_res.bias, Rp), _pad_vec(b.conv_skip.bias, Sp)])
-            )
+            res_bias = b.conv_res.bias if b.conv_res is not None else None
+            brs.append(torch.cat([_pad_vec(res_bias, Rp), _pad_vec(b.conv_skip.bias, Sp)]))
             bias.append(_split_gate(_pad_vec(b.conv.bias, G), Hp))
             if b.conv_aux is not None:
                 aux.append(_split_gate(b.conv_aux.weight.detach().float()[:, :, 0], Hp))
@@ -270,7 +274,10 @@ class FastGenerator:
         base = self._bias.unsqueeze(0).expand(batch, -1).clone()
         gcond = self.net.global_condition(g)
         if gcond is not None and self._glob_w is not None:
-            base += gcond[:, :, 0].float() @ self._glob_w.t()
+            # Stream by stream: a batched matmul may round differently from a
+            # single-row one, and a batch must equal its utterances one by one.
+            for b in range(batch):
+                base[b] += torch.mv(self._glob_w, gcond[b, :, 0].float())
         return base
 
     @torch.no_grad()
@@ -310,7 +317,9 @@ class FastGenerator:
             if c_up is None or self._aux_w is None:
                 return base.unsqueeze(1).contiguous(), 0  # constant over time
             cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2).reshape(-1, aux)
-            cond = torch.mm(cc, self._aux_w).view(batch, n, width)
+            if cc.shape[0] == 1:  # keep a one-row product on the matrix-matrix path
+                cc = torch.cat([cc, cc])
+            cond = torch.mm(cc, self._aux_w)[: batch * n].view(batch, n, width)
             cond += base.unsqueeze(1)
             return cond, width
 

@@ -1,0 +1,178 @@
+"""Streaming generation: mel frames in as they arrive, audio chunks out.
+
+The concatenated chunks equal ``vocoder.generate([all frames], seed=seed)``
+exactly. Two things make that possible:
+
+* conditioning: the upsampler is local in time, so the samples of frame ``j``
+  depend on frames up to ``j + lookahead_frames`` only (the context conv sees
+  ``aux_context_window`` frames ahead, each smoothing conv of scale ``s`` about
+  one of its input positions ahead). Samples are emitted as soon as every frame
+  they depend on has arrived; their conditioning is computed on a window of
+  frames that contains their whole dependency cone, starting at the true first
+  frame when the cone reaches it, so it equals the offline computation;
+* noise: every distribution's noise is a serial stream of uniforms, so drawing
+  it chunk by chunk from one seeded generator gives the offline numbers.
+
+With the default configuration (``aux_context_window`` 2, scales 4x4x4x4) the
+look-ahead is 4 frames: 1024 samples, 46 ms at 22.05 kHz, plus compute time.
+"""
+
+import logging
+from typing import Optional
+
+import torch
+
+from espnet_wavenet.layers.upsample import ConditioningUpsampler
+
+
+def frame_needed(n: int, upsampler: Optional[ConditioningUpsampler]) -> int:
+    """Index of the last input frame that sample ``n`` depends on."""
+    if upsampler is None:
+        return n  # no conditioning: nothing to wait for but the sample itself
+    idx = n
+    for s in reversed(upsampler.scales):
+        # output position p of a (repeat s, conv 2s+1, pad s) stage reads inputs
+        # up to (p + s) // s
+        idx = (idx + s) // s
+    return idx + upsampler.aux_context_window
+
+
+def first_frame_needed(n: int, upsampler: ConditioningUpsampler) -> int:
+    """Index of the first conditioning frame (after the context conv) sample n uses."""
+    idx = n
+    for s in reversed(upsampler.scales):
+        idx = (idx - s) // s
+    return idx
+
+
+def lookahead_frames(upsampler: Optional[ConditioningUpsampler]) -> int:
+    """Frames that must arrive after frame j before all of j's samples can be made."""
+    if upsampler is None:
+        return 0
+    hop = upsampler.hop
+    j = 16  # any frame away from the start: the look-ahead is shift-invariant
+    return frame_needed(j * hop + hop - 1, upsampler) - j
+
+
+class StreamingVocoder:
+    """Feed ``push(frames)``; get audio chunks; ``flush()`` at the end.
+
+    Args:
+        vocoder: a :class:`WaveNetVocoder` (its generator must be stateful, i.e.
+            the fast generator; otherwise all audio comes at :meth:`flush`).
+        sid: speaker id for speaker-conditioned models.
+        seed: the seed an offline ``vocoder.generate(..., seed=seed)`` would use.
+        normalized: frames are already normalized (as in ``generate``).
+    """
+
+    def __init__(
+        self,
+        vocoder,
+        sid: Optional[int] = None,
+        seed: Optional[int] = None,
+        normalized: bool = False,
+    ):
+        self.vocoder = vocoder
+        self.net = vocoder.net
+        self.upsampler = self.net.upsample
+        self.hop = vocoder.hop
+        self.normalized = normalized
+        self.seed = vocoder.seed if seed is None else seed
+        self.sid = sid
+        self.g = torch.tensor([int(sid)]) if sid is not None else None
+        self.gen = vocoder.generator
+        self.incremental = hasattr(self.gen, "new_state")
+        if not self.incremental:
+            logging.warning(
+                "%s cannot generate incrementally: audio will come at flush()",
+                type(self.gen).__name__,
+            )
+        self.state = self.gen.new_state(1) if self.incremental else None
+        self.noise_gen = torch.Generator().manual_seed(self.seed)
+        self.frames = []  # normalized (T, n_mels) pieces
+        self.raw = []  # as given, for the non-incremental fallback
+        self.n_frames = 0
+        self.emitted = 0
+        self.finished = False
+
+    @property
+    def lookahead_frames(self) -> int:
+        return lookahead_frames(self.upsampler)
+
+    def ready_samples(self) -> int:
+        """Samples whose every input frame has arrived (before the end is known)."""
+        lo, hi = self.emitted, self.n_frames * self.hop
+        while lo < hi:  # last n with frame_needed(n) <= n_frames - 1, plus one
+            mid = (lo + hi + 1) // 2
+            if frame_needed(mid - 1, self.upsampler) <= self.n_frames - 1:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    @torch.no_grad()
+    def push(self, frames: torch.Tensor) -> torch.Tensor:
+        """Add (T, n_mels) frames; return the audio that became computable (1-D)."""
+        if self.finished:
+            raise RuntimeError("push() after flush()")
+        if len(frames) == 0:
+            return torch.zeros(0)
+        feats = self.vocoder.check_feats(frames)
+        self.raw.append(feats)
+        self.frames.append(feats if self.normalized else self.vocoder.normalize(feats))
+        self.n_frames += feats.shape[0]
+        if not self.incremental:
+            return torch.zeros(0)
+        return self._emit(self.ready_samples(), final=False)
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """The end of the utterance: return the remaining audio."""
+        if self.finished:
+            return torch.zeros(0)
+        self.finished = True
+        if self.n_frames == 0:
+            return torch.zeros(0)
+        if not self.incremental:
+            sids = [self.sid] if self.sid is not None else None
+            feats = torch.cat(self.raw)
+            return self.vocoder.generate(
+                [feats], sids=sids, normalized=self.normalized, seed=self.seed
+            )[0]
+        return self._emit(self.n_frames * self.hop, final=True)
+
+    def _conditioning(self, n0: int, n1: int, final: bool) -> Optional[torch.Tensor]:
+        """Upsampled conditioning of samples [n0, n1) (1, n_mels, n1 - n0)."""
+        up = self.upsampler
+        if up is None:
+            return None
+        feats = torch.cat(self.frames).t().unsqueeze(0)  # (1, n_mels, T)
+        w = up.aux_context_window
+        # Replicate padding as in pad_context; on the right only once the end is known.
+        left = feats[:, :, :1].expand(-1, -1, w)
+        parts = [left, feats]
+        if final:
+            parts.append(feats[:, :, -1:].expand(-1, -1, w))
+        padded = torch.cat(parts, dim=-1).to(self.vocoder.mean.device)
+        n_cond = padded.shape[-1] - 2 * w  # frames the context conv can produce
+        # Start at the first frame of the cone of n0 (or the true start, so that
+        # the smoothing convs' zero padding there matches the offline pass); the
+        # window ends at the last computable frame, past the cone of n1 - 1.
+        a = max(0, first_frame_needed(n0, up) - 1)
+        c_up = up(padded[:, :, a : n_cond + 2 * w])
+        return c_up[:, :, n0 - a * self.hop : n1 - a * self.hop]
+
+    def _emit(self, n1: int, final: bool) -> torch.Tensor:
+        n0 = self.emitted
+        if n1 <= n0:
+            return torch.zeros(0)
+        n = n1 - n0
+        c_up = self._conditioning(n0, n1, final)
+        voc = self.vocoder
+        noise = voc.dist.noise(1, n, self.noise_gen).contiguous()
+        out = torch.empty(1, n)
+        self.gen.run(
+            self.state, c_up, n, noise, out, self.g, voc.temperature, voc.log_scale_min
+        )
+        self.emitted = n1
+        return out[0]
