@@ -210,7 +210,15 @@ def test_read_decode_stats(tmp_path):
     agg = read_decode_stats(tmp_path)
     assert agg["jobs"] == 2 and agg["utterances"] == 4
     assert agg["rtf"] == pytest.approx(12.0 / 6.0)
+    assert agg["rtf_per_job"] == [2.5, 1.0]
     assert read_decode_stats(tmp_path / "none") is None
+    # A merged decode_stats.json wins over the per-job files (no double count).
+    merged = dict(utterances=4, samples=6 * 22050, audio_seconds=6.0, wall_seconds=12.0,
+                  rtf=2.0, generator="fast", jobs=2, per_job=[dict(rtf=2.5), dict(rtf=1.0)])
+    (tmp_path / "decode_stats.json").write_text(json.dumps(merged))
+    agg = read_decode_stats(tmp_path)
+    assert agg["utterances"] == 4 and agg["rtf"] == 2.0 and agg["jobs"] == 2
+    assert agg["generator"] == "fast" and agg["rtf_per_job"] == [2.5, 1.0]
 
 
 def is_png(path) -> bool:
@@ -242,7 +250,7 @@ def test_report_files(tmp_path):
             gen_lines.append(f"{u} {gen / 'wav' / (u + '.wav')}\n")
     (dump / "wav.scp").write_text("".join(ref_lines))
     (gen / "wav.scp").write_text("".join(gen_lines))
-    (gen / "decode_stats.1.json").write_text(json.dumps(dict(
+    (gen / "decode_stats.json").write_text(json.dumps(dict(
         utterances=2, samples=44100, audio_seconds=2.0, wall_seconds=3.0, rtf=1.5)))
     model_dir = tmp_path / "model"
     tiny_vocoder(np.concatenate(all_feats)).save_pretrained(model_dir)

@@ -179,6 +179,8 @@ def evaluate_corpus(
         figures.insert(0, str(dist_fig))
     if exp_dir is not None:
         log = Path(exp_dir) / "train.log"
+        if not log.is_file():  # e.g. train.1.log of a multi-job launcher
+            log = next(iter(sorted(Path(exp_dir).glob("train*.log"))), log)
         if log.is_file():
             fig = plot_training_curves(out / "plots" / "training_curves.png", parse_train_log(log))
             if fig is not None:

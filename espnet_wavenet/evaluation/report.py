@@ -59,44 +59,68 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> Dict[str, Dict[str, Dict[str
     return out
 
 
-def read_decode_stats(decode_dir: Optional[PathLike]) -> Optional[Dict[str, Any]]:
-    """Aggregate ``decode_stats*.json`` of a decoding directory (and its ``log/``).
+def _load_json(fn: str) -> Optional[Dict[str, Any]]:
+    try:
+        with open(fn, encoding="utf-8") as f:
+            d = json.load(f)
+        if not isinstance(d, dict):
+            raise ValueError("not a JSON object")
+        return d
+    except (OSError, ValueError) as e:
+        logging.warning("%s: unreadable decode stats (%s); skipped", fn, e)
+        return None
 
-    rtf = sum(wall_seconds) / sum(audio_seconds) over the jobs, i.e. compute time per
-    second of audio; the per-job values are kept too.
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def read_decode_stats(decode_dir: Optional[PathLike]) -> Optional[Dict[str, Any]]:
+    """Decoding speed from ``decode_stats.json`` or ``decode_stats.JOB.json`` files.
+
+    A ``decode_stats.json`` (one job, or the merge of all jobs) is used as it is.
+    Otherwise the per-job files are joined: rtf = sum(wall_seconds) /
+    sum(audio_seconds), i.e. compute time per second of audio. Looks in
+    ``decode_dir`` and ``decode_dir/log``.
     """
     if decode_dir is None:
         return None
-    files = sorted(
-        set(glob.glob(os.path.join(decode_dir, "decode_stats*.json")))
-        | set(glob.glob(os.path.join(decode_dir, "log", "decode_stats*.json")))
-    )
-    jobs = []
-    for fn in files:
-        try:
-            with open(fn, encoding="utf-8") as f:
-                d = json.load(f)
-            if not isinstance(d, dict):
-                raise ValueError("not a JSON object")
-            jobs.append((fn, d))
-        except (OSError, ValueError) as e:
-            logging.warning("%s: unreadable decode stats (%s); skipped", fn, e)
-    if not jobs:
-        return None
-    total: Dict[str, Any] = dict(jobs=len(jobs), files=[os.path.basename(f) for f, _ in jobs])
+    for where in (Path(decode_dir), Path(decode_dir) / "log"):
+        merged = where / "decode_stats.json"
+        if merged.is_file():
+            d = _load_json(str(merged))
+            if d is not None:
+                return _describe([d], [merged.name], merged=True)
+        files = sorted(glob.glob(str(where / "decode_stats.*.json")))
+        jobs = [(os.path.basename(f), _load_json(f)) for f in files]
+        jobs = [(f, d) for f, d in jobs if d is not None]
+        if jobs:
+            return _describe([d for _, d in jobs], [f for f, _ in jobs], merged=False)
+    return None
+
+
+def _describe(jobs: List[Dict[str, Any]], files: List[str], merged: bool) -> Dict[str, Any]:
+    total: Dict[str, Any] = dict(files=files)
     for key in ("utterances", "samples", "audio_seconds", "wall_seconds"):
-        vals = [d.get(key) for _, d in jobs]
-        if all(isinstance(v, (int, float)) for v in vals):
+        vals = [d.get(key) for d in jobs]
+        if all(_number(v) for v in vals):
             total[key] = sum(vals)
-    if total.get("audio_seconds"):
-        total["rtf"] = total.get("wall_seconds", math.nan) / total["audio_seconds"]
-    job_rtf = [d.get("rtf") for _, d in jobs if isinstance(d.get("rtf"), (int, float))]
+    if merged and _number(jobs[0].get("rtf")):
+        total["rtf"] = float(jobs[0]["rtf"])
+    elif total.get("audio_seconds") and "wall_seconds" in total:
+        total["rtf"] = total["wall_seconds"] / total["audio_seconds"]
+    per_job = jobs[0].get("per_job") if merged else jobs
+    per_job = per_job if isinstance(per_job, list) else []
+    total["jobs"] = int(jobs[0].get("jobs", 1)) if merged else len(jobs)
+    job_rtf = [d.get("rtf") for d in per_job if isinstance(d, dict) and _number(d.get("rtf"))]
     if job_rtf:
         total["rtf_per_job"] = job_rtf
-        total.setdefault("rtf", sum(job_rtf) / len(job_rtf))
-    for key, v in jobs[0][1].items():  # descriptive fields, e.g. device or generator
-        if key not in total and key != "rtf" and isinstance(v, str):
+    for key in ("generator", "device", "batch_size", "samples_per_second"):
+        v = jobs[0].get(key)
+        if isinstance(v, (str, int, float)) and v != "":
             total[key] = v
+    if "rtf" not in total:
+        return None
     return total
 
 
@@ -153,7 +177,11 @@ def markdown_summary(summary: Mapping[str, Any], out_dir: Optional[PathLike] = N
             f"Decoding real-time factor: **{rtf['rtf']:.3f}** "
             f"({rtf.get('wall_seconds', float('nan')):.1f} s of compute for "
             f"{rtf.get('audio_seconds', float('nan')):.1f} s of audio, "
-            f"{rtf.get('jobs', 1)} job(s); RTF < 1 is faster than real time)."
+            f"{rtf.get('jobs', 1)} job(s)"
+            + "".join(
+                f", {k}={rtf[k]}" for k in ("generator", "device", "batch_size") if k in rtf
+            )
+            + "; RTF < 1 is faster than real time)."
         )
     else:
         lines.append("Decoding real-time factor: not available (no decode_stats*.json).")
