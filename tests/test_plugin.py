@@ -81,6 +81,9 @@ def test_build_by_name_and_resolve(models):
         assert registry.resolve(path) == ("wavenet", pack), path
     assert registry.resolve(models["root"] / "tts_stats.npz") is None
     assert registry.resolve("some/vocoder.pkl") is None
+    (pack / "checkpoint.pkl").write_bytes(b"")  # a pkl next to a packed config
+    assert registry.resolve(pack / "checkpoint.pkl") is None
+    (pack / "checkpoint.pkl").unlink()
 
 
 FAKE_MODULE = '''
@@ -337,7 +340,8 @@ def test_drop_in_cli_writes_wavs_then_tts_decode_script(models, tmp_path):
     voc = tmp_path / "vocoded"
     proc = subprocess.run(
         ["bash", str(SCRIPTS / "tts_decode.sh"), "--python", sys.executable,
-         "--model_dir", str(models["pack"]), "--decode_dir", str(out), "--out_dir", str(voc)],
+         "--model_dir", str(models["pack"]), "--decode_dir", str(out), "--out_dir", str(voc),
+         "--decode_args", "--generator reference"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=300,
     )

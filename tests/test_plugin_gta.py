@@ -96,7 +96,8 @@ def test_gta_finetune_script(tmp_path):
     # Stage 2: aligned to the audio's 35 frames; the TTS output, not the natural mel.
     from espnet_wavenet.integration.gta import load_feats, read_scp
 
-    natural = {u: load_feats(loc, u) for u, loc in read_scp(tmp_path / "dump/train/feats.scp").items()}
+    dump_scp = read_scp(tmp_path / "dump/train/feats.scp")
+    natural = {u: load_feats(loc, u) for u, loc in dump_scp.items()}
     scp = dict(l.split() for l in (out / "gta/train/feats.scp").read_text().splitlines())
     for u in ids:
         g = np.load(scp[u])
@@ -115,3 +116,41 @@ def test_gta_finetune_script(tmp_path):
     assert changed, "fine-tuning changed no weight"
     for k in before:  # a few steps from the packed weights, not from scratch
         assert torch.allclose(before[k], after[k], atol=0.1), k
+
+
+class _Payload:
+    """Unpickling this runs code: it must never reach ESPnet's --init_param."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_gta_script_refuses_unsafe_pack_before_espnet_loads_it(tmp_path):
+    pack = T.build_vocoder(tmp_path / "pack", None)
+    marker = tmp_path / "payload_ran"
+    torch.save({"x": _Payload(str(marker))}, pack / "model.pth")
+    files = {}
+    for name in ("tts.yaml", "tts.pth", "train.yaml", "text", "dump/wav.scp",
+                 "dump/feats.scp"):
+        files[name] = tmp_path / name
+        files[name].parent.mkdir(parents=True, exist_ok=True)
+        files[name].write_text("")
+    files["train.yaml"].write_text(yaml.safe_dump(
+        yaml.safe_load((pack / "config.yaml").read_text())))
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), "--python", sys.executable, "--stage", "3", "--stop_stage", "3",
+         "--tts_config", str(files["tts.yaml"]), "--tts_model", str(files["tts.pth"]),
+         "--vocoder_dir", str(pack), "--train_config", str(files["train.yaml"]),
+         "--train_dump", str(tmp_path / "dump"), "--train_text", str(files["text"]),
+         "--valid_dump", str(tmp_path / "dump"), "--valid_text", str(files["text"]),
+         "--outdir", str(tmp_path / "exp")],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert "cannot load weights safely" in proc.stdout, proc.stdout[-3000:]
+    assert not marker.exists()
+    assert not (tmp_path / "exp" / "train").exists()

@@ -123,6 +123,14 @@ def _make_wrapper(original: classmethod) -> classmethod:
         if target is None:
             return func(cls, *args, **kwargs)
         name, model_dir = target
+        if vocoder_file is not None and vocoder_config is not None:
+            logging.warning(
+                "vocoder_config %s is ignored: the packed %s vocoder at %s carries "
+                "its own config",
+                vocoder_config,
+                name,
+                model_dir,
+            )
         return build_paired_vocoder(
             name,
             model_dir,

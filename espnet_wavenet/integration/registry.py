@@ -141,6 +141,7 @@ def split_named_path(vocoder_file: Union[str, Path]) -> tuple:
 def resolve(vocoder_file: Union[str, Path]) -> Optional[tuple]:
     """Which registered vocoder handles ``vocoder_file``: ``(name, model_dir)`` or None.
 
+    ``*.pkl`` files are always left to ESPnet (Parallel WaveGAN) unless named.
     Order: an explicit ``name:path``; the packed config's ``vocoder_type``; a
     config written by espnet_wavenet (``wavenet``); then each registered class's
     optional ``accepts(path)``. None leaves the file to ESPnet.
@@ -149,7 +150,8 @@ def resolve(vocoder_file: Union[str, Path]) -> Optional[tuple]:
     model_dir = packed_dir(path)
     if name is not None:
         return name, model_dir or Path(path)
-    if model_dir is None:
+    if model_dir is None or path.endswith(".pkl"):
+        # *.pkl stays ESPnet's (Parallel WaveGAN), wherever it lies.
         return None
     conf = _read_packed_config(model_dir)
     named = conf.get(TYPE_FIELD)

@@ -170,11 +170,15 @@ if [ "${stage}" -le 3 ] && [ "${stop_stage}" -ge 3 ]; then
     if [ -f "${vocoder_dir}/feats_stats.npz" ]; then
         norm_opts=(--normalize global_mvn --normalize_conf "stats_file=${vocoder_dir}/feats_stats.npz")
     fi
-    # The training config must describe the packed network.
+    # The training config must describe the packed network, and the packed weights
+    # must load with torch.load(weights_only=True): ESPnet's --init_param loads
+    # them with a full unpickler, so only a file proven safe is handed to it.
     ${python} - "${vocoder_dir}/config.yaml" "${train_config}" <<'EOF'
-import sys, yaml
+import os, sys, yaml
 pack, train = (yaml.safe_load(open(p, encoding="utf-8")) or {} for p in sys.argv[1:3])
 from espnet_wavenet.features import check_feats_conf
+from espnet_wavenet.vocoder.wavenet_vocoder import load_weights
+load_weights(os.path.join(os.path.dirname(sys.argv[1]), "model.pth"))
 bad = [k for k in ("wavenet_conf", "distribution", "distribution_conf")
        if (pack.get(k) or None) != (train.get(k) or None)]
 if check_feats_conf(pack.get("feats_conf")) != check_feats_conf(train.get("feats_conf")):

@@ -64,7 +64,7 @@ sys.exit(importlib.util.find_spec('espnet_wavenet.bin.decode') is None)" 2>/dev/
         --model_dir "${model_dir}" --feats_scp "${feats_scp}" --out_dir "${out_dir}" ${decode_args}
 else
     # Fallback while espnet_wavenet.bin.decode is absent: the vocoder's own API.
-    log "espnet_wavenet.bin.decode not found: using WaveNetVocoder directly"
+    log "espnet_wavenet.bin.decode not found: using WaveNetVocoder directly (--decode_args ignored)"
     ${python} - "${model_dir}" "${feats_scp}" "${out_dir}" <<'EOF'
 import logging, os, sys
 from pathlib import Path
