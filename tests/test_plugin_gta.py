@@ -116,6 +116,21 @@ def test_gta_finetune_script(tmp_path):
     assert changed, "fine-tuning changed no weight"
     for k in before:  # a few steps from the packed weights, not from scratch
         assert torch.allclose(before[k], after[k], atol=0.1), k
+    # The fine-tuned pack (written by bin.pack) pairs with the TTS model.
+    from espnet2.tasks.tts import TTSTask
+
+    from espnet_wavenet.integration import activate, deactivate
+    from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+    model, _ = TTSTask.build_model_from_file(taco["config"], taco["model_file"])
+    activate()
+    try:
+        v = TTSTask.build_vocoder_from_file(None, str(out / "pack"), model, "cpu")
+    finally:
+        deactivate()
+    assert isinstance(v, WaveNetVocoder)
+    torch.testing.assert_close(v.mean, torch.from_numpy(np.load(pack / "feats_stats.npz")[
+        "sum"]).float() / float(np.load(pack / "feats_stats.npz")["count"]))
 
 
 class _Payload:
