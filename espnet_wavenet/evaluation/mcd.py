@@ -9,6 +9,13 @@ with mel-cepstra c, c' of order D = 24 from :mod:`espnet_wavenet.evaluation.worl
 ``pysptk.util.mcepalpha(fs)``, 5 ms frames). The energy term c0 is excluded.
 No dynamic time warping: a vocoder's output is sample-aligned with the natural
 recording it was conditioned on, so frame t is compared with frame t.
+All frames count, silences included.
+
+Caveat: the envelope covers 0..fs/2, so a band-limited output is penalised
+heavily where the natural recording has energy it lacks. Griffin-Lim on features
+with fmax = 7600 Hz leaves 7.6..11 kHz empty; the natural recording low-passed at
+7.6 kHz alone scores ~22 dB against itself. Read MCD next to the log-mel
+distance, which only covers the feature band.
 """
 
 import math

@@ -187,7 +187,9 @@ def evaluate_corpus(
                 figures.insert(0, str(fig))
         else:
             logging.warning("%s: no training log; no training curves", log)
-        figures.extend(str(p) for p in sorted((Path(exp_dir) / "images").glob("*.png")))
+        for name in ("loss.png", "nll_bits.png"):  # ESPnet's own plots of the two
+            if (Path(exp_dir) / "images" / name).is_file():
+                figures.append(str(Path(exp_dir) / "images" / name))
     if decode_dir is None:
         decode_dir = Path(gen_wav_scp).parent
     summary: Dict[str, Any] = dict(
