@@ -1,0 +1,128 @@
+"""The vocoder module: ESPnet's call convention, packing, loading, bad input."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import run_py
+from espnet_wavenet.train.checkpoint import load_checkpoint
+from espnet_wavenet.vocoder.pack import vocoder_from_experiment
+from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+FEATS = dict(fs=16000, n_fft=256, hop_length=16, n_mels=10, fmin=0, fmax=8000)
+NET = dict(layers=4, stacks=2, residual_channels=8, gate_channels=16, skip_channels=8,
+           aux_context_window=1, upsample_scales=[4, 4])
+
+
+def tiny_vocoder(dist="mulaw", **kw):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    return WaveNetVocoder(
+        FEATS, NET, dist, mean=rng.normal(size=10), std=rng.uniform(0.5, 2, size=10),
+        generator="reference", **kw,
+    ).eval()
+
+
+@pytest.mark.parametrize("dist", ["mulaw", "mol", "gaussian"])
+def test_call_returns_waveform_of_frames_times_hop(dist):
+    voc = tiny_vocoder(dist)
+    assert voc.fs == 16000
+    feats = torch.randn(7, 10)
+    wav = voc(feats)
+    assert wav.dim() == 1 and wav.shape[0] == 7 * 16
+    assert wav.dtype == torch.float32
+    assert wav.abs().max() <= 1.0
+    assert torch.equal(voc(feats), wav)  # seeded: reproducible
+
+
+def test_normalization_uses_the_packed_statistics():
+    voc = tiny_vocoder()
+    feats = torch.randn(5, 10)
+    denorm = feats * voc.std + voc.mean
+    a = voc.generate([denorm], seed=3)[0]
+    b = voc.generate([feats], normalized=True, seed=3)[0]
+    assert torch.equal(a, b)
+
+
+def test_pack_round_trip(tmp_path):
+    voc = tiny_vocoder("mol", temperature=1.0)
+    voc.save_pretrained(tmp_path / "pack")
+    assert {p.name for p in (tmp_path / "pack").iterdir()} == {
+        "config.yaml", "model.pth", "feats_stats.npz"
+    }
+    loaded = WaveNetVocoder.from_pretrained(tmp_path / "pack", generator="reference")
+    assert loaded.feats_conf == voc.feats_conf
+    torch.testing.assert_close(loaded.mean, voc.mean)
+    torch.testing.assert_close(loaded.std, voc.std, rtol=1e-5, atol=1e-6)
+    feats = torch.randn(4, 10)
+    torch.testing.assert_close(loaded(feats), voc(feats), rtol=0, atol=1e-5)
+
+
+def test_bad_features_are_refused():
+    voc = tiny_vocoder()
+    with pytest.raises(ValueError, match=r"utt7: expected \(T_feats, 10\)"):
+        voc.generate([torch.randn(5, 12)], names=["utt7"])
+    bad = torch.randn(5, 10)
+    bad[2, 3] = float("nan")
+    with pytest.raises(ValueError, match="utt8: features contain NaN or Inf"):
+        voc.generate([bad], names=["utt8"])
+    with pytest.raises(ValueError, match="no frames"):
+        voc(torch.zeros(0, 10))
+
+
+def test_packed_model_errors_name_the_file(tmp_path):
+    voc = tiny_vocoder()
+    pack = voc.save_pretrained(tmp_path / "pack")
+    conf = yaml.safe_load((pack / "config.yaml").read_text())
+    del conf["wavenet_conf"]
+    (pack / "config.yaml").write_text(yaml.safe_dump(conf))
+    with pytest.raises(ValueError, match=r"config.yaml: missing fields \['wavenet_conf'\]"):
+        WaveNetVocoder.from_pretrained(pack)
+
+    pack = voc.save_pretrained(tmp_path / "pack2")
+    data = (pack / "model.pth").read_bytes()
+    (pack / "model.pth").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="model.pth: cannot load weights safely"):
+        WaveNetVocoder.from_pretrained(pack)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_pickle_with_code_payload_is_refused(tmp_path):
+    voc = tiny_vocoder()
+    pack = voc.save_pretrained(tmp_path / "pack")
+    evil = tmp_path / "evil.pth"
+    with open(evil, "wb") as f:
+        torch.save({"x": torch.zeros(1), "payload": _Payload()}, f)
+    (pack / "model.pth").write_bytes(evil.read_bytes())
+    with pytest.raises(ValueError, match="cannot load weights safely"):
+        WaveNetVocoder.from_pretrained(pack)
+    with pytest.raises(ValueError, match="unsafe checkpoint"):
+        load_checkpoint(evil)
+
+
+def test_pack_from_experiment_uses_ema(mini_dump, tmp_path):
+    from test_training import train_cmd
+
+    out = tmp_path / "exp"
+    run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--use_tensorboard", "false"),
+           cwd=tmp_path)
+    run_py(["-m", "espnet_wavenet.bin.pack", "--config", str(out / "config.yaml"),
+            "--model_file", str(out / "latest.pth"), "--out_dir", str(tmp_path / "pack")],
+           cwd=tmp_path)
+    voc = WaveNetVocoder.from_pretrained(tmp_path / "pack", generator="reference")
+    state = load_checkpoint(out / "latest.pth")
+    torch.testing.assert_close(voc.net.out2.weight, state["ema.out2__weight"])
+    assert not torch.equal(state["ema.out2__weight"], state["wavenet.out2.weight"])
+    raw = vocoder_from_experiment(out / "config.yaml", out / "latest.pth", use_ema=False)
+    torch.testing.assert_close(raw.net.out2.weight, state["wavenet.out2.weight"])
+    wav = voc(torch.randn(3, 80) * 2 - 5)
+    assert wav.shape == (3 * 256,)
