@@ -136,3 +136,25 @@ def test_entry_point_found_after_installation():
     from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
     assert eps["wavenet"].load() is WaveNetVocoder
+
+
+def test_nonfinite_losses_are_counted_then_stop_training():
+    net, dist = build_wavenet(
+        check_feats_conf(dict(hop_length=16, n_mels=4, n_fft=64)),
+        dict(layers=2, stacks=1, residual_channels=4, gate_channels=8, skip_channels=4,
+             aux_context_window=0, upsample_scales=[16]),
+        "gaussian",
+    )
+    model = ESPnetWaveNetModel(net, dist, ema_decay=0.0, max_nonfinite_steps=3)
+    model.train()
+    x = torch.zeros(1, 32)
+    c = torch.zeros(1, 2, 4)
+    c[0, 0, 0] = float("nan")
+    lens, flens = torch.tensor([32]), torch.tensor([2])
+    _, stats, _ = model(x, lens, torch.zeros(1, 2, 4), flens, utt_id=["ok"])
+    assert stats["nonfinite"].item() == 0
+    for _ in range(2):
+        _, stats, _ = model(x, lens, c, flens, utt_id=["bad_utt"])
+        assert stats["nonfinite"].item() == 1
+    with pytest.raises(RuntimeError, match=r"3 non-finite losses in a row.*bad_utt"):
+        model(x, lens, c, flens, utt_id=["bad_utt"])

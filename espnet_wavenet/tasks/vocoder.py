@@ -83,6 +83,12 @@ class WaveNetVocoderTask(AbsTask):
             help="Decay of the weights' exponential moving average (0: off)",
         )
         group.add_argument(
+            "--max_nonfinite_steps",
+            type=int,
+            default=20,
+            help="Stop after this many non-finite losses in a row (0: never)",
+        )
+        group.add_argument(
             "--use_preprocessor",
             type=str2bool,
             default=False,
@@ -142,7 +148,13 @@ class WaveNetVocoderTask(AbsTask):
             normalize = normalize_choices.get_class(args.normalize)(
                 **args.normalize_conf
             )
-        model = ESPnetWaveNetModel(net, dist, normalize, ema_decay=args.ema_decay)
+        model = ESPnetWaveNetModel(
+            net,
+            dist,
+            normalize,
+            ema_decay=args.ema_decay,
+            max_nonfinite_steps=args.max_nonfinite_steps,
+        )
         logging.info(
             "WaveNet: %d parameters, receptive field %d samples",
             sum(p.numel() for p in net.parameters()),

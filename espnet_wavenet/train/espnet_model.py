@@ -1,8 +1,9 @@
 """The ESPnet model wrapper: teacher-forced NLL of WaveNet on audio segments."""
 
 import copy
+import logging
 import math
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 from espnet2.layers.abs_normalize import AbsNormalize
@@ -28,8 +29,11 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         distribution: Distribution,
         normalize: Optional[AbsNormalize] = None,
         ema_decay: float = 0.9999,
+        max_nonfinite_steps: int = 20,
     ):
         super().__init__()
+        self.max_nonfinite_steps = max_nonfinite_steps
+        self.nonfinite_in_a_row = 0
         self.wavenet = wavenet
         self.distribution = distribution
         self.normalize = normalize
@@ -71,10 +75,39 @@ class ESPnetWaveNetModel(AbsESPnetModel):
             < speech_lengths[:, None]
         ).to(nll.dtype)
         loss = (nll * mask).sum() / mask.sum().clamp(min=1.0)
-        stats = dict(loss=loss.detach(), nll_bits=loss.detach() / math.log(2.0))
+        nonfinite = self.check_finite(loss, kwargs.get("utt_id"))
+        stats = dict(
+            loss=loss.detach(),
+            nll_bits=loss.detach() / math.log(2.0),
+            nonfinite=torch.tensor(float(nonfinite), device=loss.device),
+        )
         batch_size = torch.tensor(speech.shape[0], device=speech.device)
         loss, stats, weight = force_gatherable((loss, stats, batch_size), loss.device)
         return loss, stats, weight
+
+    def check_finite(self, loss: torch.Tensor, utt_ids: Optional[List[str]]) -> bool:
+        """Count non-finite losses; too many in a row stop training.
+
+        ESPnet's Trainer skips the update of a step whose gradient is not
+        finite; this makes the skip visible and refuses to go on forever.
+        """
+        if torch.isfinite(loss):
+            self.nonfinite_in_a_row = 0
+            return False
+        self.nonfinite_in_a_row += 1
+        if not self.training:
+            return True
+        logging.warning(
+            "non-finite loss (%d in a row), step skipped; batch: %s",
+            self.nonfinite_in_a_row,
+            utt_ids,
+        )
+        if self.nonfinite_in_a_row >= self.max_nonfinite_steps > 0:
+            raise RuntimeError(
+                f"{self.nonfinite_in_a_row} non-finite losses in a row; "
+                f"utterances of the last batch: {utt_ids}"
+            )
+        return True
 
     def collect_feats(
         self,
