@@ -4,12 +4,17 @@
 Audio whose rate differs from ``fs`` is resampled (torchaudio) and written as
 16-bit wav under ``<out_dir>/wav``; the output wav.scp points at the audio that
 training must read (original or resampled), so features and audio agree.
+With ``--segments`` (Kaldi ``utt reco start end``; ``wav.scp`` then lists
+recordings) every segment is cut out and written under ``<out_dir>/wav``.
+Recipes run ``--nj`` jobs by calling this once per split of ``wav.scp`` (or of
+``segments``) and concatenating the scp files.
 """
 
 import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import kaldiio
 import numpy as np
@@ -29,7 +34,59 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--out_dir", required=True, help="writes feats.{ark,scp}, wav.scp")
     p.add_argument("--name", default="feats", help="basename of the ark/scp")
     p.add_argument("--fs", type=int, default=None, help="override feats_conf.fs")
+    p.add_argument("--segments", default=None, help="Kaldi segments (wav.scp lists recordings)")
     return p
+
+
+def read_scp(path: str) -> List[Tuple[str, str]]:
+    """``[(key, value)]`` of a Kaldi scp; a malformed line names file and line."""
+    entries = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.strip().split(maxsplit=1)
+            if not parts:
+                continue
+            if len(parts) != 2:
+                sys.exit(f"{path}:{lineno}: expected 'id value', got {line!r}")
+            entries.append((parts[0], parts[1]))
+    return entries
+
+
+def _write_wav(path: Path, wav: np.ndarray, fs: int, uttid: str) -> Tuple[np.ndarray, str]:
+    """Write 16-bit audio for training; return what training will read back."""
+    sf.write(str(path), np.clip(wav, -1.0, 1.0), fs, subtype="PCM_16")
+    wav, _ = read_audio(path, uttid)
+    return wav, str(path.resolve())
+
+
+def iter_audio(
+    wav_scp: str, segments: Optional[str], fs: int, out: Path
+) -> Iterator[Tuple[str, np.ndarray, str]]:
+    """Yield ``(uttid, audio at fs, path training reads)`` per utterance."""
+    if segments is None:
+        for uttid, path in read_scp(wav_scp):
+            wav, rate = read_audio(path, uttid)
+            if rate != fs:
+                wav, path = _write_wav(out / "wav" / f"{uttid}.wav", resample(wav, rate, fs), fs, uttid)
+            yield uttid, wav, path
+        return
+    recordings: Dict[str, str] = dict(read_scp(wav_scp))
+    cached: Tuple[Optional[str], Optional[np.ndarray], int] = (None, None, 0)
+    for uttid, value in read_scp(segments):
+        try:
+            reco, start_s, end_s = value.split()[:3]
+            start, end = float(start_s), float(end_s)
+        except ValueError:
+            sys.exit(f"{segments}: '{uttid}': expected 'utt reco start end', got {value!r}")
+        if reco not in recordings:
+            sys.exit(f"{segments}: '{uttid}': recording '{reco}' is not in {wav_scp}")
+        if cached[0] != reco:
+            audio, rate = read_audio(recordings[reco], reco)
+            cached = (reco, audio, rate)
+        _, audio, rate = cached
+        wav = resample(audio[int(round(start * rate)) : int(round(end * rate))], rate, fs)
+        wav, path = _write_wav(out / "wav" / f"{uttid}.wav", wav, fs, uttid)
+        yield uttid, wav, path
 
 
 def main(cmd=None) -> None:
@@ -43,25 +100,12 @@ def main(cmd=None) -> None:
     fe = build_feats_extract(conf).eval()
     out = Path(args.out_dir)
     (out / "wav").mkdir(parents=True, exist_ok=True)
-    entries = []
-    with open(args.wav_scp, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if len(parts) != 2:
-                sys.exit(f"{args.wav_scp}:{lineno}: expected 'uttid path', got {line!r}")
-            entries.append(parts)
+    n_entries = len(read_scp(args.segments or args.wav_scp))
     wav_lines = []
     name = out / args.name
     with kaldiio.WriteHelper(f"ark,scp:{name}.ark,{name}.scp") as writer:
-        for uttid, path in tqdm(entries, desc="features", unit="utt"):
-            wav, rate = read_audio(path, uttid)
-            if rate != fs:
-                wav = resample(wav, rate, fs)
-                path = str((out / "wav" / f"{uttid}.wav").resolve())
-                sf.write(path, np.clip(wav, -1.0, 1.0), fs, subtype="PCM_16")
-                wav, _ = read_audio(path, uttid)  # what training will read
+        audio = iter_audio(args.wav_scp, args.segments, fs, out)
+        for uttid, wav, path in tqdm(audio, total=n_entries, desc="features", unit="utt"):
             if len(wav) < conf["hop_length"]:
                 logging.warning("%s: only %d samples, skipped", uttid, len(wav))
                 continue

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Slurm backend with the interface of run_local.sh:
+#
+#   run_slurm.sh [options] [JOB=1:N] <log> <command> [args...]
+#
+# Submits one job array (sbatch --wait), so the call returns when every task
+# has finished, with a non-zero status if one failed. JOB in <log> and in the
+# arguments becomes the array index.
+# Options:
+#   --gpu N          --gres=gpu:N per node
+#   --mem SIZE       --mem (e.g. 8G)
+#   --time T         --time (e.g. 2-00:00:00)
+#   --num_threads N  --cpus-per-task
+#   --num_nodes N    N nodes, one task per node started with srun (multi-node
+#                    training: ESPnet's --dist_launcher slurm reads the ranks)
+#   --max_jobs_run N array throttle (%N)
+# Site settings: SLURM_PARTITION, SLURM_ACCOUNT and SBATCH_EXTRA_OPTS (free text
+# added to the sbatch command line), e.g. set in cmd.sh.
+
+set -u
+gpu=0; mem=; time_limit=; num_nodes=1; num_threads=; max_jobs_run=
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --gpu) gpu=$2; shift 2 ;;
+        --mem) mem=$2; shift 2 ;;
+        --time) time_limit=$2; shift 2 ;;
+        --num_nodes) num_nodes=$2; shift 2 ;;
+        --num_threads) num_threads=$2; shift 2 ;;
+        --max_jobs_run) max_jobs_run=$2; shift 2 ;;
+        --*) echo "$0: unknown option $1" >&2; exit 1 ;;
+        *) break ;;
+    esac
+done
+
+first=1; last=1; has_array=false
+if [[ "${1:-}" =~ ^JOB=([0-9]+):([0-9]+)$ ]]; then
+    first=${BASH_REMATCH[1]}; last=${BASH_REMATCH[2]}; has_array=true
+    shift
+fi
+if [ $# -lt 2 ]; then
+    echo "Usage: $0 [options] [JOB=1:N] <log> <command> [args...]" >&2
+    exit 1
+fi
+command -v sbatch > /dev/null || { echo "$0: sbatch not found (is this a Slurm cluster?)" >&2; exit 1; }
+log_pattern=$1; shift
+
+logdir=$(dirname "${log_pattern}")
+mkdir -p "${logdir}/slurm"
+name=$(basename "${log_pattern}" .log); name=${name//JOB/array}
+script="${logdir}/slurm/${name}.sh"
+
+# The batch script: one branch per array index, each with JOB substituted.
+{
+    echo "#!/usr/bin/env bash"
+    echo "cd $(printf '%q' "${PWD}")"
+    [ -n "${num_threads}" ] && echo "export OMP_NUM_THREADS=${num_threads} MKL_NUM_THREADS=${num_threads}"
+    echo 'i=${SLURM_ARRAY_TASK_ID:-1}'
+    echo 'case "${i}" in'
+    for (( i = first; i <= last; i++ )); do
+        cmd=""
+        for arg in "$@"; do
+            ${has_array} && arg=${arg//JOB/${i}}
+            cmd+="$(printf '%q' "${arg}") "
+        done
+        [ "${num_nodes}" -gt 1 ] && cmd="srun --ntasks-per-node=1 ${cmd}"
+        log=${log_pattern//JOB/${i}}
+        echo "  ${i})"
+        echo "    log=$(printf '%q' "${log}")"
+        echo "    echo \"# ${cmd//\"/\\\"}\" > \"\${log}\""
+        echo "    echo \"# started at \$(date) on \$(hostname)\" >> \"\${log}\""
+        echo "    start=\${SECONDS}"
+        echo "    ${cmd} >> \"\${log}\" 2>&1; rc=\$?"
+        echo "    echo \"# exit code \${rc}, elapsed \$(( SECONDS - start )) s\" >> \"\${log}\""
+        echo "    exit \${rc} ;;"
+    done
+    echo "esac"
+} > "${script}"
+
+opts=(--parsable --wait --job-name "${name}" --array "${first}-${last}${max_jobs_run:+%${max_jobs_run}}"
+      --output "${logdir}/slurm/${name}.%a.out" --nodes "${num_nodes}" --ntasks-per-node 1)
+[ "${gpu}" -gt 0 ] && opts+=(--gres "gpu:${gpu}")
+[ -n "${mem}" ] && opts+=(--mem "${mem}")
+[ -n "${time_limit}" ] && opts+=(--time "${time_limit}")
+[ -n "${num_threads}" ] && opts+=(--cpus-per-task "${num_threads}")
+[ -n "${SLURM_PARTITION:-}" ] && opts+=(--partition "${SLURM_PARTITION}")
+[ -n "${SLURM_ACCOUNT:-}" ] && opts+=(--account "${SLURM_ACCOUNT}")
+# shellcheck disable=SC2086
+if ! sbatch "${opts[@]}" ${SBATCH_EXTRA_OPTS:-} "${script}" > "${logdir}/slurm/${name}.id"; then
+    echo "$0: a task of job array ${name} failed; see ${log_pattern//JOB/<index>}" >&2
+    exit 1
+fi
+exit 0

@@ -1,0 +1,322 @@
+#!/usr/bin/env bash
+# Stage logic of every WaveNet vocoder recipe (egs/<corpus>/voc1/run.sh calls it).
+#
+#  -1 download the corpus (local/download.sh; skipped when --db_root holds it)
+#   0 data preparation (local/data.sh) into data/<set> + validation
+#   1 features: ESPnet LogMelFbank in --nj jobs -> dump/<set>/feats.scp
+#   2 statistics: ESPnet collect_stats; feats_stats.npz of the training set
+#   3 training with ESPnet's Trainer (GPU when --ngpu >= 1; rerun resumes)
+#   4 decoding of the dev and eval sets in --nj jobs (the chosen checkpoint is
+#     packed into <decode_dir>/model first: decoding and evaluation read it)
+#   5 objective evaluation (python -m espnet_wavenet.bin.evaluate)
+#   6 packing into exp/<tag>/pack (what WaveNetVocoder.from_pretrained and the
+#     ESPnet TTS pairing read)
+#   7 vocode ESPnet TTS output (scripts/tts_decode.sh, options via --tts_args)
+#   8 GTA fine-tuning behind ESPnet TTS (scripts/gta_finetune.sh, --gta_args)
+set -euo pipefail
+
+log() {
+    echo "$(date '+%Y-%m-%dT%H:%M:%S') (voc.sh:${BASH_LINENO[0]}) $*" >&2
+}
+SECONDS=0
+
+# General
+stage=-1
+stop_stage=6
+nj=4                    # parallel jobs of features and decoding
+decode_nj=              # default: --nj
+ngpu=0                  # GPUs for training (0: CPU; >1: one process per GPU)
+num_nodes=1             # nodes for training (>1 needs the Slurm backend)
+decode_ngpu=            # GPUs per decoding job (default: 1 if --ngpu >= 1)
+python=python3
+datadir=data
+dumpdir=dump
+expdir=exp
+
+# Data
+db_root=
+train_set=train
+dev_set=dev
+eval_sets="eval"        # decoded and evaluated with the dev set
+local_data_opts=
+allow_resample=true     # audio at another rate is resampled to --fs in stage 1
+use_sid=false           # speaker global conditioning from utt2spk
+
+# Features (ESPnet tts1 definitions)
+fs=22050
+n_fft=1024
+n_shift=256
+win_length=null
+window=hann
+fmin=80
+fmax=7600
+n_mels=80
+
+# Training
+train_config=conf/train.yaml
+tag=                    # default: the name of the training config
+train_args=
+stats_args=
+
+# Decoding and evaluation
+decode_config=conf/decode.yaml
+decode_args=
+inference_model=valid.loss.best.pth
+eval_args=
+
+# ESPnet TTS pairing (stages 7, 8)
+tts_args=
+gta_args=
+
+help_message=$(cat << EOF2
+Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
+  --stage / --stop_stage N   stages to run (-1 .. 8; default ${stage} .. ${stop_stage})
+  --nj N                     parallel feature / decoding jobs (${nj})
+  --ngpu N / --num_nodes N   training GPUs per node / nodes (${ngpu} / ${num_nodes})
+  --train_config YAML        training config (${train_config})
+  --decode_config YAML       decoding config (${decode_config})
+  --tag NAME                 experiment name: exp/<tag> (default: config name)
+  --db_root DIR              corpus location (downloaded there by stage -1)
+  --fs --n_fft --n_shift --win_length --window --fmin --fmax --n_mels   features
+  --train_set / --dev_set / --eval_sets   data set names
+  --use_sid true|false       speaker conditioning (utt2sid from utt2spk)
+  --train_args / --decode_args / --eval_args / --stats_args   extra options
+  --inference_model FILE     checkpoint to decode/pack (${inference_model})
+  --tts_args / --gta_args    options of scripts/tts_decode.sh / gta_finetune.sh
+EOF2
+)
+
+log "$0 $*"
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then
+    log "unexpected arguments: $*"; echo "${help_message}" >&2; exit 2
+fi
+. ./path.sh
+. ./cmd.sh
+
+decode_nj=${decode_nj:-${nj}}
+if [ -z "${decode_ngpu}" ]; then
+    if [ "${ngpu}" -ge 1 ]; then decode_ngpu=1; else decode_ngpu=0; fi
+fi
+[ -n "${tag}" ] || tag=$(basename "${train_config}" .yaml)
+exp=${expdir}/${tag}
+stats_dir=${expdir}/stats
+decode_dir=${exp}/decode_${inference_model%.pth}
+test_sets="${dev_set} ${eval_sets}"
+all_sets="${train_set} ${test_sets}"
+
+# --feats_conf overrides: training uses exactly the features of stage 1.
+feats_opts="--feats_conf fs=${fs} --feats_conf n_fft=${n_fft} --feats_conf hop_length=${n_shift}"
+feats_opts+=" --feats_conf win_length=${win_length} --feats_conf window=${window}"
+feats_opts+=" --feats_conf fmin=${fmin} --feats_conf fmax=${fmax} --feats_conf n_mels=${n_mels}"
+
+data_opts() {  # data_opts <train|valid> <set>
+    echo "--$1_data_path_and_name_and_type ${dumpdir}/$2/wav.scp,speech,sound" \
+         "--$1_data_path_and_name_and_type ${dumpdir}/$2/feats.scp,feats,kaldi_ark"
+    if "${use_sid}"; then
+        echo "--$1_data_path_and_name_and_type ${dumpdir}/$2/utt2sid,sids,text_int"
+    fi
+}
+
+extract_set() {  # extract_set <set>: stage 1 of one data set, in ${nj} jobs
+    local dset=$1 src dst split seg_opt wav_scp f j
+    src=${datadir}/${dset}
+    dst=${dumpdir}/${dset}
+    split=${dst}/split${nj}
+    rm -rf "${split}"
+    if [ -f "${src}/segments" ]; then
+        utils/split_scp.sh "${src}/segments" "${nj}" "${split}/JOB/segments"
+        seg_opt="--segments ${split}/JOB/segments"; wav_scp=${src}/wav.scp
+    else
+        utils/split_scp.sh "${src}/wav.scp" "${nj}" "${split}/JOB/wav.scp"
+        seg_opt=""; wav_scp=${split}/JOB/wav.scp
+    fi
+    # shellcheck disable=SC2086
+    ${feats_cmd} --num_threads 1 JOB=1:"${nj}" "${dst}/log/feats.JOB.log" \
+        ${python} -m espnet_wavenet.bin.extract_feats --config "${dumpdir}/feats_conf.yaml" \
+            --wav_scp "${wav_scp}" ${seg_opt} --out_dir "${split}/JOB" || return 1
+    for f in feats.scp wav.scp; do
+        for (( j = 1; j <= nj; j++ )); do cat "${split}/${j}/${f}"; done > "${dst}/${f}"
+    done
+    for f in text utt2spk; do
+        utils/filter_scp.sh "${dst}/feats.scp" "${src}/${f}" > "${dst}/${f}"
+    done
+    log "${dst}: $(wc -l < "${dst}/feats.scp") of $(wc -l < "${src}/utt2spk") utterances"
+}
+
+if [ ${stage} -le -1 ] && [ ${stop_stage} -ge -1 ]; then
+    log "Stage -1: download"
+    if [ -x local/download.sh ]; then
+        local/download.sh --db_root "${db_root}"
+    else
+        log "no local/download.sh: the corpus is embedded or prepared by hand"
+    fi
+fi
+
+if [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
+    log "Stage 0: data preparation -> ${datadir}/{${all_sets// /,}}"
+    # shellcheck disable=SC2086
+    local/data.sh --db_root "${db_root}" --datadir "${datadir}" ${local_data_opts}
+    for dset in ${all_sets}; do
+        ${python} -m espnet_wavenet.bin.validate_data_dir --fs "${fs}" \
+            --allow_resample "${allow_resample}" "${datadir}/${dset}"
+    done
+fi
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+    log "Stage 1: features (ESPnet LogMelFbank, fs=${fs}, n_fft=${n_fft}, n_shift=${n_shift}, n_mels=${n_mels}, ${fmin}-${fmax} Hz) in ${nj} jobs"
+    mkdir -p "${dumpdir}"
+    cat > "${dumpdir}/feats_conf.yaml" << EOF2
+feats_conf:
+    fs: ${fs}
+    n_fft: ${n_fft}
+    win_length: ${win_length}
+    hop_length: ${n_shift}
+    window: ${window}
+    n_mels: ${n_mels}
+    fmin: ${fmin}
+    fmax: ${fmax}
+    htk: false
+    log_base: 10.0
+EOF2
+    # All sets at once: the jobs of a set run in parallel, and the sets too.
+    pids=()
+    for dset in ${all_sets}; do
+        extract_set "${dset}" &
+        pids+=($!)
+    done
+    for pid in "${pids[@]}"; do
+        wait "${pid}" || { log "ERROR: feature extraction failed (see ${dumpdir}/<set>/log/feats.*.log)"; exit 1; }
+    done
+    if "${use_sid}"; then
+        # Speaker ids as ESPnet's tts.sh numbers them: 0 is kept for unknown speakers.
+        { echo "<unk> 0"; cut -d " " -f 2 "${dumpdir}/${train_set}/utt2spk" | sort -u | awk '{ print $1, NR }'; } \
+            > "${dumpdir}/${train_set}/spk2sid"
+        for dset in ${all_sets}; do
+            awk 'NR == FNR { sid[$1] = $2; next } { print $1, (($2 in sid) ? sid[$2] : 0) }' \
+                "${dumpdir}/${train_set}/spk2sid" "${dumpdir}/${dset}/utt2spk" > "${dumpdir}/${dset}/utt2sid"
+        done
+        log "${dumpdir}/${train_set}/spk2sid: $(( $(wc -l < "${dumpdir}/${train_set}/spk2sid") - 1 )) speakers"
+    fi
+fi
+
+sid_opts=""
+if "${use_sid}"; then
+    sid_opts="--wavenet_conf n_speakers=$(wc -l < "${dumpdir}/${train_set}/spk2sid")"
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+    log "Stage 2: statistics of ${train_set} -> ${stats_dir}/train/feats_stats.npz"
+    # shellcheck disable=SC2046,SC2086
+    ${train_cmd} "${stats_dir}/stats.log" \
+        ${python} -m espnet_wavenet.bin.train \
+            --config "${train_config}" --collect_stats true --ngpu 0 \
+            --use_tensorboard false --use_matplotlib false --num_workers 0 \
+            $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
+            --train_shape_file "${dumpdir}/${train_set}/feats.scp" \
+            --valid_shape_file "${dumpdir}/${dev_set}/feats.scp" \
+            --output_dir "${stats_dir}" ${feats_opts} ${sid_opts} ${stats_args}
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+    log "Stage 3: training ${exp} (${train_config}, ngpu=${ngpu}, num_nodes=${num_nodes})"
+    mkdir -p "${exp}"
+    dist_opts=""
+    if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+        dist_opts="--multiprocessing_distributed true"
+        if [ "${num_nodes}" -gt 1 ]; then
+            # One task per node (srun, Slurm backend); ranks come from Slurm.
+            dist_opts+=" --dist_launcher slurm --dist_init_method file://$(pwd)/${exp}/.dist_init_$$"
+        fi
+    fi
+    # Keep the log of an earlier (resumed) run.
+    if [ -f "${exp}/train.log" ]; then
+        n=1; while [ -f "${exp}/train.log.${n}" ]; do n=$(( n + 1 )); done
+        mv "${exp}/train.log" "${exp}/train.log.${n}"
+    fi
+    log "log: ${exp}/train.log (rerunning this stage resumes from ${exp}/checkpoint.pth)"
+    # shellcheck disable=SC2046,SC2086
+    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${exp}/train.log" \
+        ${python} -m espnet_wavenet.bin.train \
+            --config "${train_config}" --ngpu "${ngpu}" --resume true \
+            --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz" \
+            $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
+            --train_shape_file "${stats_dir}/train/feats_shape" \
+            --valid_shape_file "${stats_dir}/valid/feats_shape" \
+            --output_dir "${exp}" ${dist_opts} ${feats_opts} ${sid_opts} ${train_args}
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+    log "Stage 4: decoding {${test_sets// /,}} with ${exp}/${inference_model} -> ${decode_dir}"
+    [ -e "${exp}/${inference_model}" ] || { log "ERROR: ${exp}/${inference_model} not found: did stage 3 finish?"; exit 1; }
+    ${python} -m espnet_wavenet.bin.pack --config "${exp}/config.yaml" \
+        --model_file "${exp}/${inference_model}" --out_dir "${decode_dir}/model"
+    sid_decode=""
+    for dset in ${test_sets}; do
+        out=${decode_dir}/${dset}
+        _nj=$(( decode_nj < $(wc -l < "${dumpdir}/${dset}/feats.scp") ? decode_nj : $(wc -l < "${dumpdir}/${dset}/feats.scp") ))
+        utils/split_scp.sh "${dumpdir}/${dset}/feats.scp" "${_nj}" "${out}/split${_nj}/JOB/feats.scp"
+        "${use_sid}" && sid_decode="--utt2sid ${dumpdir}/${dset}/utt2sid"
+        # shellcheck disable=SC2086
+        ${decode_cmd} --gpu "${decode_ngpu}" --num_threads 1 JOB=1:"${_nj}" "${out}/log/decode.JOB.log" \
+            ${python} -m espnet_wavenet.bin.decode \
+                --model_dir "${decode_dir}/model" --feats_scp "${out}/split${_nj}/JOB/feats.scp" \
+                --out_dir "${out}" --job_tag JOB --decode_config "${decode_config}" \
+                --ngpu "${decode_ngpu}" ${sid_decode} ${decode_args}
+        ${python} -m espnet_wavenet.bin.decode --out_dir "${out}" --merge_jobs "${_nj}"
+        grep -h "RTF" "${out}"/log/decode.*.log | grep -v "^#" | sed "s|^|    ${dset}: |" >&2 || true
+    done
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+    log "Stage 5: evaluation against natural speech -> ${decode_dir}/<set>/eval"
+    if ! ${python} -c "import espnet_wavenet.bin.evaluate" 2> /dev/null; then
+        log "ERROR: python -m espnet_wavenet.bin.evaluate is not available in this installation"
+        exit 1
+    fi
+    for dset in ${test_sets}; do
+        # shellcheck disable=SC2086
+        ${python} -m espnet_wavenet.bin.evaluate \
+            --ref_wav_scp "${dumpdir}/${dset}/wav.scp" \
+            --gen_wav_scp "${decode_dir}/${dset}/wav.scp" \
+            --feats_scp "${dumpdir}/${dset}/feats.scp" \
+            --model_dir "${decode_dir}/model" --exp_dir "${exp}" \
+            --decode_dir "${decode_dir}/${dset}" --out_dir "${decode_dir}/${dset}/eval" ${eval_args}
+        for f in "${decode_dir}/${dset}"/eval/*.md; do
+            [ -f "${f}" ] && { echo "== ${f}" >&2; cat "${f}" >&2; }
+        done
+    done
+fi
+
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+    log "Stage 6: packing ${exp}/${inference_model} -> ${exp}/pack"
+    ${python} -m espnet_wavenet.bin.pack --config "${exp}/config.yaml" \
+        --model_file "${exp}/${inference_model}" --out_dir "${exp}/pack"
+    log "packed: WaveNetVocoder.from_pretrained('${exp}/pack'); files: $(ls "${exp}/pack" | tr '\n' ' ')"
+fi
+
+if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+    log "Stage 7: vocoding ESPnet TTS output"
+    if [ -x scripts/tts_decode.sh ]; then
+        # shellcheck disable=SC2086
+        scripts/tts_decode.sh --python "${python}" --model_dir "${exp}/pack" ${tts_args}
+    else
+        log "scripts/tts_decode.sh not found; skipped"
+    fi
+fi
+
+if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
+    log "Stage 8: GTA fine-tuning behind ESPnet TTS"
+    if [ -x scripts/gta_finetune.sh ]; then
+        # shellcheck disable=SC2086
+        scripts/gta_finetune.sh --python "${python}" --vocoder_dir "${exp}/pack" \
+            --train_config "${train_config}" --nj "${nj}" --ngpu "${ngpu}" \
+            --train_dump "${dumpdir}/${train_set}" --train_text "${datadir}/${train_set}/text" \
+            --valid_dump "${dumpdir}/${dev_set}" --valid_text "${datadir}/${dev_set}/text" \
+            --outdir "${exp}_gta" ${gta_args}
+    else
+        log "scripts/gta_finetune.sh not found; skipped"
+    fi
+fi
+
+log "Successfully finished stages ${stage}..${stop_stage} [elapsed=${SECONDS}s]"

@@ -1,0 +1,1 @@
+"""Recipe support: Kaldi data directories, validation, decoding of feature lists."""
