@@ -57,10 +57,14 @@ def test_ema_tracks_and_warms_up():
     ema = ExponentialMovingAverage(lin, decay=0.9)
     with torch.no_grad():
         lin.weight.fill_(1.0)
-    ema.update(lin)  # warm-up decay (1 + 0) / 10 = 0.1: mostly the new value
+    ema.update(lin)  # the first update copies (fine-tuning starts from init_param)
     assert ema.num_updates.item() == 1
+    assert torch.all(ema.shadow_state_dict()["weight"] == 1.0)
+    with torch.no_grad():
+        lin.weight.fill_(0.0)
+    ema.update(lin)  # warm-up decay (1 + 1) / 11: mostly the new value
     w = ema.shadow_state_dict()["weight"]
-    assert torch.all(w > 0.85)
+    assert torch.allclose(w, torch.full_like(w, 2.0 / 11.0))
     assert "ema.weight" not in dict(lin.named_parameters())
     assert set(k for k in ema.state_dict()) == {"weight", "bias", "num_updates"}
 

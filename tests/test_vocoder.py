@@ -126,3 +126,27 @@ def test_pack_from_experiment_uses_ema(mini_dump, tmp_path):
     torch.testing.assert_close(raw.net.out2.weight, state["wavenet.out2.weight"])
     wav = voc(torch.randn(3, 80) * 2 - 5)
     assert wav.shape == (3 * 256,)
+
+
+def test_training_refuses_unsafe_init_param(mini_dump, tmp_path):
+    from test_training import train_cmd
+
+    evil = tmp_path / "evil.pth"
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    with open(evil, "wb") as f:
+        pickle.dump({"wavenet.out2.weight": Payload()}, f)
+    proc = run_py(
+        train_cmd(mini_dump, tmp_path / "exp", "--max_epoch", "1",
+                  "--init_param", str(evil), "--use_tensorboard", "false"),
+        cwd=tmp_path, check=False,
+    )
+    assert proc.returncode != 0
+    assert "unsafe checkpoint" in proc.stdout
+    assert not marker.exists()

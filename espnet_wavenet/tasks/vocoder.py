@@ -20,7 +20,7 @@ from espnet_wavenet.features import DEFAULT_FEATS_CONF
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.train.collate import SegmentCollateFn
 from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
-from espnet_wavenet.train.trainer import WaveNetTrainer
+from espnet_wavenet.train.trainer import WaveNetTrainer, install_safe_io
 
 normalize_choices = ClassChoices(
     "normalize",
@@ -96,6 +96,12 @@ class WaveNetVocoderTask(AbsTask):
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
+
+    @classmethod
+    def main_worker(cls, args: argparse.Namespace):
+        # before --init_param / --resume files are read, in every (spawned) rank
+        install_safe_io()
+        return super().main_worker(args)
 
     @classmethod
     def context_frames(cls, args: argparse.Namespace) -> int:

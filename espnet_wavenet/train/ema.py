@@ -15,8 +15,8 @@ class ExponentialMovingAverage(torch.nn.Module):
     The shadows are registered buffers, so they sit in the owner's
     ``state_dict``: ESPnet's Trainer saves them in every checkpoint and restores
     them on ``--resume``. ``num_updates`` counts the updates (it carries on across
-    resumes). The effective decay is warmed up, min(decay, (1 + n) / (10 + n)), so
-    early shadows are not dominated by the random initialisation.
+    resumes). The first update copies the weights; then the effective decay is
+    warmed up, min(decay, (1 + n) / (10 + n)), so early shadows follow training.
     """
 
     def __init__(self, module: torch.nn.Module, decay: float = 0.9999):
@@ -32,7 +32,9 @@ class ExponentialMovingAverage(torch.nn.Module):
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:
         n = int(self.num_updates)
-        decay = min(self.decay, (1.0 + n) / (10.0 + n))
+        # The first update copies: after --init_param (fine-tuning) the shadows
+        # must start from the loaded weights, not the random initialisation.
+        decay = 0.0 if n == 0 else min(self.decay, (1.0 + n) / (10.0 + n))
         for name, p in module.named_parameters():
             shadow = getattr(self, _buffer_name(name))
             shadow.lerp_(p.detach().to(shadow.dtype), 1.0 - decay)

@@ -1,15 +1,19 @@
-"""ESPnet's Trainer with crash-safe checkpoints.
+"""ESPnet's Trainer with crash-safe checkpoints and safe loads.
 
 ESPnet writes ``checkpoint.pth`` and ``{epoch}epoch.pth`` with a plain
 ``torch.save``: a kill while writing leaves a truncated file that ``--resume``
-cannot read. This subclass makes those writes atomic and loads the checkpoint
-with ``weights_only=True``. Everything else is ESPnet's own loop.
+cannot read; and it loads ``--resume`` / ``--init_param`` files with
+``weights_only=False``, which runs any code a pickle carries. The trainer
+module and the pre-trained-model loader see ``torch`` through a proxy whose
+``save`` is atomic and whose ``load`` is ``weights_only=True``. Everything else
+is ESPnet's own loop.
 """
 
 import logging
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+import espnet2.torch_utils.load_pretrained_model as espnet_pretrained
 import espnet2.train.trainer as espnet_trainer
 import torch
 from espnet2.train.reporter import Reporter
@@ -18,13 +22,26 @@ from espnet2.train.trainer import Trainer
 from espnet_wavenet.train.checkpoint import atomic_save, load_checkpoint
 
 
-class _TorchWithAtomicSave:
-    """``torch`` as ESPnet's trainer module sees it, with an atomic ``save``."""
+def _safe_load(f, map_location=None, weights_only=True, **kwargs):
+    """``torch.load`` that ignores a request for ``weights_only=False``."""
+    return load_checkpoint(f, map_location=map_location)
+
+
+class _SafeTorch:
+    """``torch`` as ESPnet's modules see it: atomic ``save``, safe ``load``."""
 
     save = staticmethod(atomic_save)
+    load = staticmethod(_safe_load)
 
     def __getattr__(self, name):
         return getattr(torch, name)
+
+
+def install_safe_io() -> None:
+    """Route ESPnet's checkpoint writes and model loads through safe I/O."""
+    for module in (espnet_trainer, espnet_pretrained):
+        if not isinstance(module.torch, _SafeTorch):
+            module.torch = _SafeTorch()
 
 
 class WaveNetTrainer(Trainer):
@@ -32,9 +49,7 @@ class WaveNetTrainer(Trainer):
 
     @classmethod
     def run(cls, *args, **kwargs) -> None:
-        # ESPnet's run() saves through its module's `torch` name.
-        if not isinstance(espnet_trainer.torch, _TorchWithAtomicSave):
-            espnet_trainer.torch = _TorchWithAtomicSave()
+        install_safe_io()
         return super().run(*args, **kwargs)
 
     @staticmethod

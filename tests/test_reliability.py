@@ -1,0 +1,46 @@
+"""Kill -9 at random moments: training always resumes and finishes."""
+
+import random
+import shutil
+import subprocess
+import sys
+import time
+
+from conftest import run_py
+from espnet_wavenet.train.checkpoint import load_checkpoint
+from test_training import train_cmd
+
+
+def test_training_survives_random_kills(mini_dump, tmp_path):
+    out = tmp_path / "exp"
+    cmd = train_cmd(mini_dump, out, "--max_epoch", "4", "--num_iters_per_epoch", "4",
+                    "--resume", "true", "--use_tensorboard", "false",
+                    "--use_matplotlib", "false")
+    rng = random.Random(0)
+    kills = 0
+    epochs_seen = []
+    while kills < 5:
+        proc = subprocess.Popen([sys.executable, *cmd], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # ESPnet's start-up takes seconds; kill anywhere from start-up to the
+        # end of training (inside steps, validation, checkpoint writes)
+        time.sleep(rng.uniform(2.0, 14.0))
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait()
+        if (out / "checkpoint.pth").exists():
+            state = load_checkpoint(out / "checkpoint.pth")  # never partial
+            epochs_seen.append(state["reporter"]["epoch"])
+        if proc.returncode == 0:  # finished before the kill: start over
+            shutil.rmtree(out)
+            epochs_seen.clear()
+    had_checkpoint = (out / "checkpoint.pth").exists()
+    final = run_py(cmd, cwd=tmp_path)
+    state = load_checkpoint(out / "checkpoint.pth")
+    assert state["reporter"]["epoch"] == 4
+    # every completed epoch's 4 updates, none lost or doubled by the kills
+    assert state["model"]["ema.num_updates"].item() == 16
+    assert not list(out.glob(".*.tmp"))
+    assert epochs_seen == sorted(epochs_seen)
+    assert ("The training was resumed" in final.stdout) == had_checkpoint
