@@ -40,6 +40,11 @@ setup(
             "espnet-wavenet-train = espnet_wavenet.bin.train:main",
             "espnet-wavenet-decode = espnet_wavenet.bin.decode:main",
             "espnet-wavenet-pack = espnet_wavenet.bin.pack:main",
+            "espnet-wavenet-extract-feats = espnet_wavenet.bin.extract_feats:main",
+            "espnet-wavenet-evaluate = espnet_wavenet.bin.evaluate:main",
+            "espnet-wavenet-benchmark = espnet_wavenet.bin.benchmark:main",
+            "espnet-wavenet-tts-inference = espnet_wavenet.bin.tts_inference:main",
+            "espnet-wavenet-align-gta = espnet_wavenet.bin.align_gta:main",
         ],
     },
 )
