@@ -215,3 +215,16 @@ def test_gpu_graphs_equal_reference(dist):
     out, lg = gen.generate(c_up.cuda(), length, noise, g.cuda(), return_logits=True)
     torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=0)
     torch.testing.assert_close(lg.cpu(), ref_lg, atol=1e-3, rtol=0)
+
+
+def test_streaming_without_incremental_generator(caplog):
+    # The reference generator has no state to carry: all audio comes at flush().
+    from espnet_wavenet.generation.streaming import StreamingVocoder
+
+    voc = vocoder("mulaw", generator="reference")
+    f = feats(2, 1)
+    with caplog.at_level(logging.WARNING):
+        stream = StreamingVocoder(voc, seed=4)
+    assert "flush" in caplog.text
+    assert len(stream.push(f[:1])) == 0 and len(stream.push(f[1:])) == 0
+    assert torch.equal(stream.flush(), voc.generate([f], seed=4)[0])
