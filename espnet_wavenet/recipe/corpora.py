@@ -49,7 +49,9 @@ def prepare_split_corpus(
         ids = list(iter_ids(split))
         for uttid in ids:
             if uttid in seen:
-                raise DataDirError(f"{split}: '{uttid}' is also in split '{seen[uttid]}'")
+                raise DataDirError(
+                    f"{split}: '{uttid}' is listed twice (also in split '{seen[uttid]}')"
+                )
             seen[uttid] = name
             if uttid not in text:
                 raise DataDirError(f"{split}: '{uttid}' has no line in {db / 'text'}")

@@ -125,7 +125,7 @@ def check_feats(feats: np.ndarray, n_mels: int, min_frames: int, where: str) -> 
         frame = int(np.argwhere(bad)[0][0])
         kinds = "NaN" if np.isnan(feats).any() else "Inf"
         raise DecodeInputError(f"{where}: features contain {kinds} (first at frame {frame})")
-    return feats.astype(np.float32, copy=False)
+    return np.array(feats, dtype=np.float32)  # a writable copy for torch
 
 
 def read_utt2sid(path: PathLike) -> Dict[str, int]:
@@ -270,7 +270,6 @@ def decode_scp(
     stats_path = out / f"decode_stats{suffix}.json"
     if stats.decoded == 0 and stats_path.is_file():
         logging.info("nothing new decoded; %s of the earlier run kept", stats_path)
-        stats = DecodeStats(**json.loads(stats_path.read_text(encoding="utf-8")))
     else:
         atomic_write_text(stats_path, json.dumps(asdict(stats), indent=2))
     logging.info(

@@ -57,6 +57,7 @@ train_config=conf/train.yaml
 tag=                    # default: the name of the training config
 train_args=
 stats_args=
+model_args=             # model options for stages 2 and 3 (e.g. --wavenet_conf upsample_scales=[3,4,5,5])
 
 # Decoding and evaluation
 decode_config=conf/decode.yaml
@@ -81,6 +82,7 @@ Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
   --train_set / --dev_set / --eval_sets   data set names
   --use_sid true|false       speaker conditioning (utt2sid from utt2spk)
   --train_args / --decode_args / --eval_args / --stats_args   extra options
+  --model_args               model options given to stages 2 and 3
   --inference_model FILE     checkpoint to decode/pack (${inference_model})
   --tts_args / --gta_args    options of scripts/tts_decode.sh / gta_finetune.sh
 EOF2
@@ -215,7 +217,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
             $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
             --train_shape_file "${dumpdir}/${train_set}/feats.scp" \
             --valid_shape_file "${dumpdir}/${dev_set}/feats.scp" \
-            --output_dir "${stats_dir}" ${feats_opts} ${sid_opts} ${stats_args}
+            --output_dir "${stats_dir}" ${feats_opts} ${sid_opts} ${model_args} ${stats_args}
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
@@ -243,7 +245,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
             --train_shape_file "${stats_dir}/train/feats_shape" \
             --valid_shape_file "${stats_dir}/valid/feats_shape" \
-            --output_dir "${exp}" ${dist_opts} ${feats_opts} ${sid_opts} ${train_args}
+            --output_dir "${exp}" ${dist_opts} ${feats_opts} ${sid_opts} ${model_args} ${train_args}
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
@@ -275,13 +277,16 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         exit 1
     fi
     for dset in ${test_sets}; do
+        sid_eval=""
+        "${use_sid}" && sid_eval="--utt2sid ${dumpdir}/${dset}/utt2sid"
         # shellcheck disable=SC2086
         ${python} -m espnet_wavenet.bin.evaluate \
             --ref_wav_scp "${dumpdir}/${dset}/wav.scp" \
             --gen_wav_scp "${decode_dir}/${dset}/wav.scp" \
             --feats_scp "${dumpdir}/${dset}/feats.scp" \
             --model_dir "${decode_dir}/model" --exp_dir "${exp}" \
-            --decode_dir "${decode_dir}/${dset}" --out_dir "${decode_dir}/${dset}/eval" ${eval_args}
+            --decode_dir "${decode_dir}/${dset}" --out_dir "${decode_dir}/${dset}/eval" \
+            ${sid_eval} ${eval_args}
         for f in "${decode_dir}/${dset}"/eval/*.md; do
             [ -f "${f}" ] && { echo "== ${f}" >&2; cat "${f}" >&2; }
         done

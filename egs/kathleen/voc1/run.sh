@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Kathleen: 1,132 utterances (57.6 min) of one U.S. English female speaker
+# reading the CMU ARCTIC prompts, CC0 (rhasspy/dataset-voice-cathy).
+#   ./run.sh                                   # download to downloads/kathleen, all stages
+#   ./run.sh --db_root /path/to/kathleen       # a local copy (text, wav/, splits/)
+#   ./run.sh --ngpu 1 --stage 3                # train on a GPU
+set -euo pipefail
+cd "$(dirname "$0")"
+
+./voc.sh \
+    --db_root downloads/kathleen \
+    --train_set train --dev_set dev --eval_sets eval \
+    --fs 22050 --n_fft 1024 --n_shift 256 --win_length null \
+    --fmin 80 --fmax 7600 --n_mels 80 \
+    --nj 4 \
+    --train_config conf/train.yaml \
+    --decode_config conf/decode.yaml \
+    "$@"

@@ -1,0 +1,208 @@
+"""The mini_kathleen recipe end to end (stages 0-6), feature parity with ESPnet
+TTS, and stage 0's validation of broken data directories.
+
+The recipe runs in a copy under tmp (the repository stays clean) on a reduced
+corpus (the shortest utterances) with a handful of training steps.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
+FEATS = dict(fs=22050, n_fft=1024, n_shift=256, fmin=80, fmax=7600, n_mels=80)
+
+
+def make_recipe_copy(root: Path) -> Path:
+    """``root`` mirrors the repository: egs/TEMPLATE, egs/mini_kathleen/voc1, conf."""
+    shutil.copytree(REPO / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE", symlinks=True)
+    recipe = root / "egs" / "mini_kathleen" / "voc1"
+    shutil.copytree(
+        REPO / "egs" / "mini_kathleen" / "voc1", recipe, symlinks=True,
+        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"),
+    )
+    (root / "conf").symlink_to(REPO / "conf")
+    if (REPO / ".venv").exists():
+        (root / ".venv").symlink_to(REPO / ".venv")
+    return recipe
+
+
+def make_small_db(db: Path, n_train: int = 6, n_test: int = 2) -> Path:
+    """The shortest utterances of mini_kathleen in its layout (audio linked)."""
+    splits = {s: (MINI_DB / "splits" / s).read_text().split() for s in ("train", "dev", "eval")}
+    dur = lambda u: sf.info(str(MINI_DB / "wav" / f"{u}.flac")).frames  # noqa: E731
+    keep = {
+        "train": sorted(sorted(splits["train"], key=dur)[:n_train]),
+        "dev": sorted(sorted(splits["dev"], key=dur)[:n_test]),
+        "eval": sorted(sorted(splits["eval"], key=dur)[:n_test]),
+    }
+    (db / "wav").mkdir(parents=True)
+    (db / "splits").mkdir()
+    text = dict(ln.split(maxsplit=1) for ln in (MINI_DB / "text").read_text().splitlines())
+    ids = sorted(u for v in keep.values() for u in v)
+    (db / "text").write_text("".join(f"{u} {text[u]}\n" for u in ids))
+    for s, v in keep.items():
+        (db / "splits" / s).write_text("".join(f"{u}\n" for u in v))
+    for u in ids:
+        (db / "wav" / f"{u}.flac").symlink_to(MINI_DB / "wav" / f"{u}.flac")
+    return db
+
+
+def run_recipe(recipe: Path, *args: str, check: bool = True, timeout: int = 600):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run(
+        ["bash", "./run.sh", *args], cwd=recipe, env=env, timeout=timeout,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    if check and proc.returncode != 0:
+        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in recipe.rglob("*.log"))
+        raise AssertionError(f"run.sh {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{logs[-8000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def recipe_run(tmp_path_factory):
+    """Stages 0-6 once; the tests below read what they left."""
+    root = tmp_path_factory.mktemp("recipe")
+    recipe = make_recipe_copy(root)
+    db = make_small_db(root / "small_db")
+    run_recipe(
+        recipe, "--stage", "0", "--stop_stage", "6", "--db_root", str(db), "--nj", "2",
+        "--train_args", "--max_epoch 1 --num_iters_per_epoch 3 --batch_size 2",
+        "--decode_args", "--batch_size 4",
+        "--eval_args", "--f0_method dio --griffin_lim_iters 2 --max_plots 1",
+    )
+    return recipe
+
+
+def test_stages_0_to_6(recipe_run):
+    r = recipe_run
+    for s in ("train", "dev", "eval"):
+        for f in ("wav.scp", "text", "utt2spk", "spk2utt"):
+            assert (r / "data" / s / f).is_file()
+        assert (r / "dump" / s / "feats.scp").is_file()
+    assert (r / "exp" / "stats" / "train" / "feats_stats.npz").is_file()
+    assert (r / "exp" / "tiny" / "checkpoint.pth").is_file()
+    dec = r / "exp" / "tiny" / "decode_valid.loss.best"
+    for s in ("dev", "eval"):
+        wavs = sorted((dec / s / "wav").glob("*.wav"))
+        assert len(wavs) == 2 and len((dec / s / "wav.scp").read_text().splitlines()) == 2
+        assert (dec / s / "decode_stats.json").is_file()
+        assert (dec / s / "eval" / "summary.md").is_file()
+        assert list((dec / s / "eval").rglob("*.png"))
+    from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+    voc = WaveNetVocoder.from_pretrained(r / "exp" / "tiny" / "pack")
+    assert voc.fs == 22050 and voc.hop == 256 and voc.normalized
+
+
+def test_rerun_of_decoding_skips_finished(recipe_run):
+    proc = run_recipe(recipe_run, "--stage", "4", "--stop_stage", "4")
+    assert proc.stdout.count("(0 decoded, 1 skipped)") == 4, proc.stdout[-3000:]
+
+
+def test_features_equal_espnet_tts_feats_extract(recipe_run, monkeypatch):
+    """Stage 1 == the feats_extract ESPnet's TTSTask builds for the tts1 fbank config."""
+    monkeypatch.chdir(recipe_run)  # scp files hold paths relative to the recipe
+    from espnet2.tasks.tts import TTSTask
+
+    args = TTSTask.get_parser().parse_args([
+        "--feats_extract", "fbank", "--feats_extract_conf", f"fs={FEATS['fs']}",
+        "--feats_extract_conf", f"n_fft={FEATS['n_fft']}",
+        "--feats_extract_conf", f"hop_length={FEATS['n_shift']}",
+        "--feats_extract_conf", "win_length=null",
+        "--feats_extract_conf", f"fmin={FEATS['fmin']}",
+        "--feats_extract_conf", f"fmax={FEATS['fmax']}",
+        "--feats_extract_conf", f"n_mels={FEATS['n_mels']}",
+    ])
+    from espnet2.tasks.tts import feats_extractor_choices
+
+    fe = feats_extractor_choices.get_class(args.feats_extract)(**args.feats_extract_conf).eval()
+    n = 0
+    for s in ("train", "dev"):
+        wav_scp = dict(ln.split(maxsplit=1) for ln in (recipe_run / "dump" / s / "wav.scp").read_text().splitlines())
+        for utt, ours in kaldiio.load_scp(str(recipe_run / "dump" / s / "feats.scp")).items():
+            wav, fs = sf.read(wav_scp[utt], dtype="float32")
+            assert fs == FEATS["fs"]
+            with torch.no_grad():
+                ref, _ = fe(torch.from_numpy(wav)[None], torch.tensor([len(wav)]))
+            np.testing.assert_allclose(ours, ref[0].numpy(), atol=1e-5, rtol=0)
+            n += 1
+    assert n == 8
+
+
+# --------------------------------------------------------------- broken data
+def _data_dir(tmp_path: Path) -> Path:
+    db = make_small_db(tmp_path / "db", n_train=4, n_test=1)
+    from espnet_wavenet.recipe.corpora import prepare_split_corpus
+
+    prepare_split_corpus(db, tmp_path / "data", ["train"], speaker="kathleen")
+    return tmp_path / "data" / "train"
+
+
+def _validate(d: Path):
+    return subprocess.run(
+        [sys.executable, "-m", "espnet_wavenet.bin.validate_data_dir", "--fs", "22050", str(d)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+    )
+
+
+def _lines(p: Path):
+    return p.read_text().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("breakage", ["missing_wav", "unsorted", "duplicate", "sample_rate", "empty_text"])
+def test_broken_data_dir_is_named_with_file_and_line(tmp_path, breakage):
+    d = _data_dir(tmp_path)
+    wav_scp = d / "wav.scp"
+    lines = _lines(wav_scp)
+    if breakage == "missing_wav":
+        utt, path = lines[2].split()
+        lines[2] = f"{utt} {tmp_path / 'gone.flac'}\n"
+        wav_scp.write_text("".join(lines))
+        expect = [f"{wav_scp}:3", "not found", "gone.flac"]
+    elif breakage == "unsorted":
+        lines[1], lines[2] = lines[2], lines[1]
+        wav_scp.write_text("".join(lines))
+        expect = [f"{wav_scp}:3", "not sorted"]
+    elif breakage == "duplicate":
+        text = _lines(d / "text")
+        text.insert(2, text[1])
+        (d / "text").write_text("".join(text))
+        expect = [f"{d / 'text'}:3", "duplicate", "line 2"]
+    elif breakage == "sample_rate":
+        utt, path = lines[3].split()
+        wav, fs = sf.read(path)
+        sf.write(tmp_path / "16k.wav", wav[::2], 11025)
+        lines[3] = f"{utt} {tmp_path / '16k.wav'}\n"
+        wav_scp.write_text("".join(lines))
+        expect = [f"{wav_scp}:4", "11025 Hz", "22050 Hz"]
+    else:
+        text = _lines(d / "text")
+        text[1] = text[1].split()[0] + "\n"
+        (d / "text").write_text("".join(text))
+        expect = [f"{d / 'text'}:2", "empty transcript"]
+    proc = _validate(d)
+    assert proc.returncode != 0
+    for e in expect:
+        assert e in proc.stdout, proc.stdout
+
+
+def test_stage0_stops_on_missing_audio(tmp_path):
+    recipe = make_recipe_copy(tmp_path / "root")
+    db = make_small_db(tmp_path / "db", n_train=3, n_test=1)
+    victim = sorted((db / "wav").iterdir())[1]
+    victim.unlink()
+    proc = run_recipe(recipe, "--stage", "0", "--stop_stage", "0", "--db_root", str(db), check=False)
+    assert proc.returncode != 0
+    assert "wav.scp:" in proc.stdout and victim.name in proc.stdout, proc.stdout[-3000:]
+    assert "Stage 1" not in proc.stdout
