@@ -121,6 +121,7 @@ class WaveNetVocoderTask(AbsTask):
             segment_frames=args.segment_frames,
             context=cls.context_frames(args),
             train=train,
+            n_mels=int(args.feats_conf["n_mels"]),
         )
 
     @classmethod

@@ -29,6 +29,7 @@ class SegmentCollateFn:
         context: int = 0,
         train: bool = True,
         length_tolerance: int = 2,
+        n_mels: int = None,
     ):
         if hop <= 0 or segment_frames <= 0:
             raise ValueError(f"bad hop {hop} / segment_frames {segment_frames}")
@@ -37,6 +38,7 @@ class SegmentCollateFn:
         self.context = int(context)
         self.train = train
         self.length_tolerance = int(length_tolerance)
+        self.n_mels = n_mels
 
     def align(self, uttid: str, speech: np.ndarray, feats: np.ndarray) -> np.ndarray:
         """Audio trimmed or padded to exactly len(feats) * hop samples."""
@@ -44,6 +46,11 @@ class SegmentCollateFn:
             raise ValueError(f"{uttid}: expected mono audio, got shape {speech.shape}")
         if feats.ndim != 2:
             raise ValueError(f"{uttid}: expected (frames, n_mels) feats, got {feats.shape}")
+        if self.n_mels is not None and feats.shape[1] != self.n_mels:
+            raise ValueError(
+                f"{uttid}: features have {feats.shape[1]} dims, the config's n_mels "
+                f"is {self.n_mels}"
+            )
         want = feats.shape[0] * self.hop
         if abs(len(speech) - want) > self.length_tolerance * self.hop:
             raise ValueError(
@@ -60,8 +67,13 @@ class SegmentCollateFn:
     ) -> Tuple[List[str], Dict[str, torch.Tensor]]:
         uttids, speeches, featss, lengths, sids = [], [], [], [], []
         seg, ctx, hop = self.segment_frames, self.context, self.hop
+        skipped = []
         for uttid, d in data:
             feats = np.asarray(d["feats"], dtype=np.float32)
+            if feats.ndim == 2 and (feats.shape[0] == 0 or len(d["speech"]) < hop):
+                logging.warning("%s: empty or shorter than one frame, skipped", uttid)
+                skipped.append(uttid)
+                continue
             speech = self.align(uttid, np.asarray(d["speech"], dtype=np.float32), feats)
             if not np.isfinite(feats).all():
                 raise ValueError(f"{uttid}: features contain NaN or Inf")
@@ -85,6 +97,8 @@ class SegmentCollateFn:
             lengths.append(length)
             if "sids" in d:
                 sids.append(np.asarray(d["sids"]).reshape(-1)[:1])
+        if not uttids:
+            raise ValueError(f"every utterance of the batch is empty: {skipped}")
         batch = {
             "speech": torch.from_numpy(np.stack(speeches)),
             "speech_lengths": torch.tensor(lengths, dtype=torch.long),
