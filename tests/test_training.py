@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import CONF, MINI_DB, REPO, data_options, mini_ids, run_py
+from conftest import CONF, MINI_DB, data_options, mini_ids, run_py
 from espnet_wavenet.data.audio import read_audio
 from espnet_wavenet.features import check_feats_conf, extract_feats
 from espnet_wavenet.models.builder import build_wavenet

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import kaldiio
 import numpy as np
@@ -24,6 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from espnet_wavenet.data.audio import read_audio, resample
+from espnet_wavenet.data.scp import read_scp
 from espnet_wavenet.features import build_feats_extract, check_feats_conf
 
 
@@ -38,20 +39,6 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
-def read_scp(path: str) -> List[Tuple[str, str]]:
-    """``[(key, value)]`` of a Kaldi scp; a malformed line names file and line."""
-    entries = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if len(parts) != 2:
-                sys.exit(f"{path}:{lineno}: expected 'id value', got {line!r}")
-            entries.append((parts[0], parts[1]))
-    return entries
-
-
 def _write_wav(path: Path, wav: np.ndarray, fs: int, uttid: str) -> Tuple[np.ndarray, str]:
     """Write 16-bit audio for training; return what training will read back."""
     sf.write(str(path), np.clip(wav, -1.0, 1.0), fs, subtype="PCM_16")
@@ -64,15 +51,15 @@ def iter_audio(
 ) -> Iterator[Tuple[str, np.ndarray, str]]:
     """Yield ``(uttid, audio at fs, path training reads)`` per utterance."""
     if segments is None:
-        for uttid, path in read_scp(wav_scp):
+        for uttid, path in read_scp(wav_scp).items():
             wav, rate = read_audio(path, uttid)
             if rate != fs:
                 wav, path = _write_wav(out / "wav" / f"{uttid}.wav", resample(wav, rate, fs), fs, uttid)
             yield uttid, wav, path
         return
-    recordings: Dict[str, str] = dict(read_scp(wav_scp))
+    recordings: Dict[str, str] = read_scp(wav_scp)
     cached: Tuple[Optional[str], Optional[np.ndarray], int] = (None, None, 0)
-    for uttid, value in read_scp(segments):
+    for uttid, value in read_scp(segments).items():
         try:
             reco, start_s, end_s = value.split()[:3]
             start, end = float(start_s), float(end_s)

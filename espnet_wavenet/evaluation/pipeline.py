@@ -18,7 +18,13 @@ import torch
 from tqdm import tqdm
 
 from espnet_wavenet.data.audio import read_audio, resample
-from espnet_wavenet.evaluation.evaluator import METRICS, SIGNAL_METRICS, SignalEvaluator, fit_length
+from espnet_wavenet.data.scp import load_feats, read_scp
+from espnet_wavenet.evaluation.evaluator import (
+    METRICS,
+    SIGNAL_METRICS,
+    SignalEvaluator,
+    fit_length,
+)
 from espnet_wavenet.evaluation.gl_baseline import GriffinLimBaseline
 from espnet_wavenet.evaluation.nll import nll_bits_per_sample
 from espnet_wavenet.evaluation.plots import (
@@ -37,34 +43,6 @@ from espnet_wavenet.evaluation.training_log import parse_train_log
 from espnet_wavenet.evaluation.world import FRAME_PERIOD_MS, MCEP_ORDER, mcep_alpha
 
 PathLike = Union[str, Path]
-
-
-def read_scp(path: PathLike) -> "OrderedDict[str, str]":
-    """Kaldi-style ``uttid value`` lines (the value may contain spaces)."""
-    out: "OrderedDict[str, str]" = OrderedDict()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{lineno}: expected 'uttid value', got {line!r}")
-            out[parts[0]] = parts[1]
-    return out
-
-
-def load_feats(value: str, uttid: str = "") -> np.ndarray:
-    """A (T, n_mels) matrix from a feats.scp value: Kaldi ark offset or ``.npy`` file."""
-    if value.endswith(".npy"):
-        feats = np.load(value)
-    else:
-        import kaldiio
-
-        feats = kaldiio.load_mat(value)
-    feats = np.asarray(feats, dtype=np.float32)
-    if feats.ndim != 2:
-        raise ValueError(f"{uttid}: expected (frames, n_mels) feats, got {feats.shape}")
-    return feats
 
 
 def load_wav(path: str, fs: int, uttid: str) -> np.ndarray:

@@ -14,36 +14,9 @@ import logging
 from pathlib import Path
 from typing import Dict, Optional, Union
 
-import kaldiio
 import numpy as np
 
-
-def read_scp(path: Union[str, Path]) -> Dict[str, str]:
-    """uttid -> location (npy path or ark offset) of a Kaldi-style scp."""
-    out: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{lineno}: expected 'uttid location', got {line!r}")
-            out[parts[0]] = parts[1]
-    return out
-
-
-def load_feats(location: str, uttid: str = "") -> np.ndarray:
-    """(T, D) features from an npy file or a Kaldi ark location."""
-    try:
-        if location.endswith(".npy"):
-            feats = np.load(location, allow_pickle=False)
-        else:
-            feats = kaldiio.load_mat(location)
-    except Exception as e:  # noqa: BLE001 - re-raised with the utterance
-        raise ValueError(f"{uttid}: cannot read features at {location}: {e}") from e
-    if feats.ndim != 2:
-        raise ValueError(f"{uttid}: expected (frames, n_mels) at {location}, got {feats.shape}")
-    return np.asarray(feats, dtype=np.float32)
+from espnet_wavenet.data.scp import load_feats, read_scp
 
 
 def align_gta_feats(
