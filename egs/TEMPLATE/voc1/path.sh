@@ -11,3 +11,7 @@ export PYTHONPATH="${MAIN_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
 export LC_ALL=C                 # Kaldi files are sorted in byte order
 export PYTHONIOENCODING=UTF-8
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning,ignore::UserWarning}"
+# One intra-op thread per process (as ESPnet's recipes do): jobs run side by
+# side, and oversubscribed OpenMP threads spin; the fast generator and the
+# DataLoader manage their own threads.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
