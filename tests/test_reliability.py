@@ -44,3 +44,13 @@ def test_training_survives_random_kills(mini_dump, tmp_path):
     assert not list(out.glob(".*.tmp"))
     assert epochs_seen == sorted(epochs_seen)
     assert ("The training was resumed" in final.stdout) == had_checkpoint
+
+
+def test_corrupt_checkpoint_is_named_on_resume(mini_dump, tmp_path):
+    out = tmp_path / "exp"
+    out.mkdir()
+    (out / "checkpoint.pth").write_bytes(b"PK\x03\x04 truncated")
+    proc = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--resume", "true",
+                            "--use_tensorboard", "false"), cwd=tmp_path, check=False)
+    assert proc.returncode != 0
+    assert f"{out / 'checkpoint.pth'}: corrupt, truncated or unsafe checkpoint" in proc.stdout
