@@ -228,3 +228,41 @@ def test_streaming_without_incremental_generator(caplog):
     assert "flush" in caplog.text
     assert len(stream.push(f[:1])) == 0 and len(stream.push(f[1:])) == 0
     assert torch.equal(stream.flush(), voc.generate([f], seed=4)[0])
+
+
+@needs_fast
+@pytest.mark.parametrize("dist", list(DISTS))
+def test_split_step_and_frame_rate_conditioning(dist):
+    # Wider than tiny so each of the two threads owns gate rows (Hp 32); frame-rate
+    # conditioning (projection before upsampling) against the reference on the
+    # upsampler's output, utterances of 1, 3 and 5 frames (both ends matter).
+    from espnet_wavenet.layers.upsample import pad_context
+
+    torch.set_num_threads(2)
+    _, net, d = tiny(dist, 2, residual_channels=32, gate_channels=64, skip_channels=32)
+    n_frames = (1, 5, 3)
+    frames = [
+        pad_context(torch.randn(1, 80, t, generator=torch.Generator().manual_seed(t)), 2)[0]
+        for t in n_frames
+    ]
+    length = max(n_frames) * 256
+    c_up = torch.zeros(len(frames), 80, length)
+    for i, f in enumerate(frames):
+        c_up[i, :, : n_frames[i] * 256] = net.upsample(f[None])[0]
+    noise = d.noise(len(frames), length, torch.Generator().manual_seed(3))
+    g = torch.tensor([1, 0, 1])
+    ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
+    gen = FastGenerator(net, d, threads=2)
+    out, lg = gen.generate_from_frames(frames, length, noise, g, return_logits=True)
+    torch.testing.assert_close(lg, ref_lg, atol=1e-4, rtol=0)
+    if dist == "mulaw":
+        assert torch.equal(out, ref)
+    else:
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
+    for i in range(len(frames)):  # one stream: the step is split over two threads
+        one, one_lg = gen.generate_from_frames(
+            [frames[i]], length, noise[i : i + 1], g[i : i + 1], return_logits=True
+        )
+        assert torch.equal(one[0], out[i]) and torch.equal(one_lg[0], lg[i])
+    dense, _ = gen.generate(c_up[:1], length, noise[:1], g[:1])
+    torch.testing.assert_close(dense[0], out[0], atol=1e-5, rtol=0)

@@ -74,6 +74,15 @@ class _Call(ctypes.Structure):
         ("logits", _p),
         ("logits_bstride", ctypes.c_int64),
         ("n_threads", ctypes.c_int32),
+        ("cond_mode", ctypes.c_int32),
+        ("n_coef", ctypes.c_int32),
+        ("frames", _p),
+        ("frames_bstride", ctypes.c_int64),
+        ("fidx", _p),
+        ("coef", _p),
+        ("coef_bstride", ctypes.c_int64),
+        ("base", _p),
+        ("split", ctypes.c_int32),
     ]
 
 
@@ -125,6 +134,8 @@ class FastGenerator:
         threads: worker threads across the batch (default: torch's thread count).
         half: store matrix weights as float16 (halves weight memory traffic;
             not exact vs the reference, so off by default).
+        split: with one stream and two or more threads, share every step
+            between two threads (each owns half of every layer's weights).
     """
 
     def __init__(
@@ -133,6 +144,7 @@ class FastGenerator:
         dist: Distribution,
         threads: Optional[int] = None,
         half: bool = False,
+        split: bool = True,
     ):
         self.lib = extension.load_library()
         if self.lib is None:
@@ -149,6 +161,7 @@ class FastGenerator:
         self.dist = dist
         self.threads = threads or torch.get_num_threads()
         self.half = half
+        self.split = split
         self._key = None
 
     # ------------------------------------------------------------- packing
@@ -280,6 +293,61 @@ class FastGenerator:
                 base[b] += torch.mv(self._glob_w, gcond[b, :, 0].float())
         return base
 
+    def _check(self, noise, out, logits) -> None:
+        for name, x in (("noise", noise), ("out", out), ("logits", logits)):
+            if x is not None and (x.dtype != torch.float32 or x.stride(-1) != 1):
+                raise ValueError(f"{name} must be float32 with unit last stride")
+
+    def _floor(self, log_scale_min: Optional[float]) -> float:
+        floor = getattr(self.dist, "log_scale_min", None) if log_scale_min is None else log_scale_min
+        return float(floor) if floor is not None else -math.inf
+
+    def _loop(self, state, n_steps, chunk, project, noise, out, temperature, floor, logits):
+        """Run the kernel chunk by chunk; ``project(s0, n)`` gives the chunk's
+        conditioning as (call fields, tensors to keep alive)."""
+        batch = state["rings"].shape[0]
+        # The projection of chunk k+1 runs on a helper thread while the kernel
+        # generates chunk k (both release the GIL).
+        starts = list(range(0, n_steps, chunk))
+        pool = self._pool() if len(starts) > 1 else None
+        pending = project(starts[0], min(chunk, n_steps)) if starts else None
+        for i, s0 in enumerate(starts):
+            n = min(chunk, n_steps - s0)
+            t0 = state["t"]
+            fields, _alive = pending.result() if i > 0 else pending
+            if i + 1 < len(starts):
+                s1 = starts[i + 1]
+                pending = pool.submit(project, s1, min(chunk, n_steps - s1))
+            lg = logits[:, s0 : s0 + n] if logits is not None else None
+            call = _Call(
+                B=batch,
+                n_steps=n,
+                t0=t0,
+                rings=state["rings"].data_ptr(),
+                ring_bstride=state["rings"].shape[1],
+                ring_off=state["ring_off"].data_ptr(),
+                ring_mask=state["ring_mask"].data_ptr(),
+                prev_cls=state["prev_cls"].data_ptr(),
+                prev_x=state["prev_x"].data_ptr(),
+                cond_t0=t0,
+                noise=noise[:, s0:].data_ptr(),
+                noise_bstride=noise.stride(0),
+                noise_dim=noise.shape[2],
+                temperature=float(temperature),
+                log_scale_min=floor,
+                out=out[:, s0:].data_ptr(),
+                out_bstride=out.stride(0),
+                logits=lg.data_ptr() if lg is not None else None,
+                logits_bstride=lg.stride(0) if lg is not None else 0,
+                n_threads=self.threads,
+                split=int(self.split),
+                **fields,
+            )
+            rc = self.lib.wn_run(ctypes.byref(self._model), ctypes.byref(call))
+            if rc != 0:
+                raise RuntimeError(f"fast WaveNet kernel failed (code {rc})")
+            state["t"] = t0 + n
+
     @torch.no_grad()
     def run(
         self,
@@ -302,69 +370,235 @@ class FastGenerator:
         self._pack()
         d = self._dims
         batch = state["rings"].shape[0]
-        floor = getattr(self.dist, "log_scale_min", None) if log_scale_min is None else log_scale_min
-        floor = float(floor) if floor is not None else -math.inf
         base = self._base_condition(batch, g)
         width = d["L"] * 2 * d["Hp"]
         aux = self._aux_w.shape[0] if self._aux_w is not None else 0
         chunk = max(16, min(n_steps, CHUNK, COND_BUDGET // max(1, batch * width)))
-        for name, x in (("noise", noise), ("out", out), ("logits", logits)):
-            if x is not None and (x.dtype != torch.float32 or x.stride(-1) != 1):
-                raise ValueError(f"{name} must be float32 with unit last stride")
-        def project(s0: int) -> Tuple[torch.Tensor, int]:
-            """Conditioning of every layer for a chunk: (B, n, L * 2 Hp), time stride."""
-            n = min(chunk, n_steps - s0)
-            if c_up is None or self._aux_w is None:
-                return base.unsqueeze(1).contiguous(), 0  # constant over time
-            cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2).reshape(-1, aux)
-            if cc.shape[0] == 1:  # keep a one-row product on the matrix-matrix path
-                cc = torch.cat([cc, cc])
-            cond = torch.mm(cc, self._aux_w)[: batch * n].view(batch, n, width)
-            cond += base.unsqueeze(1)
-            return cond, width
+        self._check(noise, out, logits)
 
-        # The projection of chunk k+1 runs on a helper thread while the kernel
-        # generates chunk k (both release the GIL): with one stream, the second
-        # core does the conditioning.
-        starts = list(range(0, n_steps, chunk))
-        pool = self._pool() if len(starts) > 1 else None
-        pending = project(starts[0]) if starts else None
-        for i, s0 in enumerate(starts):
-            n = min(chunk, n_steps - s0)
-            t0 = state["t"]
-            cond, tstride = pending.result() if i > 0 else pending
-            if i + 1 < len(starts):
-                pending = pool.submit(project, starts[i + 1])
-            lg = logits[:, s0 : s0 + n] if logits is not None else None
-            call = _Call(
-                B=batch,
-                n_steps=n,
-                t0=t0,
-                rings=state["rings"].data_ptr(),
-                ring_bstride=state["rings"].shape[1],
-                ring_off=state["ring_off"].data_ptr(),
-                ring_mask=state["ring_mask"].data_ptr(),
-                prev_cls=state["prev_cls"].data_ptr(),
-                prev_x=state["prev_x"].data_ptr(),
-                cond=cond.data_ptr(),
-                cond_bstride=cond.stride(0),
+        def project(s0: int, n: int):
+            """Conditioning of every layer for a chunk: (B, n, L * 2 Hp)."""
+            if c_up is None or self._aux_w is None:
+                cond, tstride = base.unsqueeze(1).contiguous(), 0  # constant over time
+            else:
+                cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2).reshape(-1, aux)
+                if cc.shape[0] == 1:  # keep a one-row product on the matrix-matrix path
+                    cc = torch.cat([cc, cc])
+                cond = torch.mm(cc, self._aux_w)[: batch * n].view(batch, n, width)
+                cond += base.unsqueeze(1)
+                tstride = width
+            fields = dict(
+                cond_mode=0, cond=cond.data_ptr(), cond_bstride=cond.stride(0),
                 cond_tstride=tstride,
-                cond_t0=t0,
-                noise=noise[:, s0:].data_ptr(),
-                noise_bstride=noise.stride(0),
-                noise_dim=noise.shape[2],
-                temperature=float(temperature),
-                log_scale_min=floor,
-                out=out[:, s0:].data_ptr(),
-                out_bstride=out.stride(0),
-                logits=lg.data_ptr() if lg is not None else None,
-                logits_bstride=lg.stride(0) if lg is not None else 0,
-                n_threads=self.threads,
             )
-            rc = self.lib.wn_run(ctypes.byref(self._model), ctypes.byref(call))
-            if rc != 0:
-                raise RuntimeError(f"fast WaveNet kernel failed (code {rc})")
-            state["t"] = t0 + n
+            return fields, cond
+
+        self._loop(state, n_steps, chunk, project, noise, out, temperature,
+                   self._floor(log_scale_min), logits)
+
+    # ------------------------------------------- frame-rate conditioning
+    # The upsampler (context conv, then per scale a repeat and a 1-channel
+    # smoothing conv shared by all channels) is linear and channel-independent,
+    # and so is the aux projection: they commute.  So the aux projection runs at
+    # frame rate (hop times fewer rows) on the context conv's output, and the
+    # kernel forms each sample's conditioning as a weighted sum of the W (3-4)
+    # projected frames it depends on.  The weights depend only on the sample's
+    # phase within the hop, except within a frame or two of either end (zero
+    # padding of the smoothing convs): they are found by upsampling W impulse
+    # combs once, and near the end from the utterance's actual length.
+    def _first_frame(self, steps: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """First context-conv frame each sample depends on."""
+        idx = steps
+        for s in reversed(self.net.upsample.scales):
+            idx = torch.div(idx - s, s, rounding_mode="floor")
+        return idx.clamp(min=0) if clamp else idx
+
+    def _last_frame(self, steps: torch.Tensor) -> torch.Tensor:
+        """Last context-conv frame each sample depends on (unclamped)."""
+        idx = steps
+        for s in reversed(self.net.upsample.scales):
+            idx = torch.div(idx + s, s, rounding_mode="floor")
+        return idx
+
+    @torch.no_grad()
+    def _comb(self, n_frames: int, width: int) -> torch.Tensor:
+        """(n_frames * hop, width): the upsampled impulse comb r (impulses at the
+        frames congruent to r modulo width) at every sample."""
+        up = self.net.upsample
+        x = torch.zeros(width, 1, n_frames)
+        for r in range(width):
+            x[r, 0, r::width] = 1.0
+        for s, conv in zip(up.scales, up.smooth):
+            x = conv(torch.repeat_interleave(x, s, dim=-1))
+        return x[:, 0, :].t().float().contiguous()
+
+    def _tables(self) -> dict:
+        """Band width W and the coefficient tables of the interior and the start."""
+        key = tuple(p.data_ptr() for p in self.net.upsample.parameters()), tuple(
+            p._version for p in self.net.upsample.parameters()
+        )
+        if getattr(self, "_tab_key", None) == key:
+            return self._tab
+        hop = self.net.upsample.hop
+        probe = torch.arange(16 * hop, 17 * hop)  # shift invariant away from the ends
+        width = int((self._last_frame(probe) - self._first_frame(probe, False)).max()) + 1
+        m = 4 * width + 8  # frames of the probe comb; its middle frame is interior
+        x = self._comb(m, width)
+        j = m // 2
+        n = torch.arange(j * hop, (j + 1) * hop)
+        idx = (self._first_frame(n)[:, None] + torch.arange(width)) % width
+        interior = x[n].gather(1, idx)
+        n_start = int((self._first_frame(torch.arange(j * hop), False) < 0).sum())
+        n = torch.arange(n_start)
+        idx = (self._first_frame(n)[:, None] + torch.arange(width)) % width
+        start = x[n].gather(1, idx)
+        self._tab = dict(width=width, span=m, interior=interior, start=start, end={})
+        self._tab_key = key
+        return self._tab
+
+    def _end_table(self, n_frames: int) -> Tuple[int, torch.Tensor]:
+        """Coefficients of the last ``span`` frames' samples of an utterance of
+        ``n_frames`` context-conv frames: (first frame of the window, table)."""
+        tab = self._tables()
+        if n_frames not in tab["end"]:
+            width, hop = tab["width"], self.net.upsample.hop
+            ws = max(0, n_frames - tab["span"])
+            x = self._comb(n_frames - ws, width)
+            n = torch.arange(ws * hop, n_frames * hop)
+            idx = (self._first_frame(n)[:, None] - ws + torch.arange(width)) % width
+            if len(tab["end"]) > 64:
+                tab["end"].clear()
+            tab["end"][n_frames] = (ws, x[n - ws * hop].gather(1, idx))
+        return tab["end"][n_frames]
+
+    def _coefficients(self, steps: torch.Tensor, n_frames: Optional[int]) -> torch.Tensor:
+        """(len(steps), W) weights of frames first_frame(n) + k for samples ``steps``
+        of an utterance of ``n_frames`` context-conv frames (None: not known yet;
+        then no sample asked for may depend on the end)."""
+        tab = self._tables()
+        hop = self.net.upsample.hop
+        coef = tab["interior"][steps % hop]
+        left = self._first_frame(steps, False) < 0
+        if left.any():
+            coef[left] = tab["start"][steps[left]]
+        if n_frames is not None:
+            right = self._last_frame(steps) > n_frames - 1
+            if right.any():
+                past = steps >= n_frames * hop  # batch padding: no conditioning
+                near = right & ~past
+                if near.any():
+                    ws, end = self._end_table(n_frames)
+                    coef[near] = end[steps[near] - ws * hop]
+                coef[past] = 0.0
+        return coef
+
+    @torch.no_grad()
+    def context_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """(aux, T + 2 ctx) context-padded frames -> context conv output (aux, T)."""
+        conv_in = self.net.upsample.conv_in
+        frames = frames.detach().cpu().float()
+        return conv_in(frames.unsqueeze(0))[0] if conv_in is not None else frames
+
+    @torch.no_grad()
+    def run_frames(
+        self,
+        state: dict,
+        frames,
+        frame_offset: int,
+        n_steps: int,
+        noise: torch.Tensor,
+        out: torch.Tensor,
+        g: Optional[torch.Tensor] = None,
+        temperature: float = 1.0,
+        log_scale_min: Optional[float] = None,
+        logits: Optional[torch.Tensor] = None,
+        n_frames=None,
+    ) -> None:
+        """Advance ``state`` by ``n_steps`` samples from frame-rate conditioning.
+
+        ``frames``: per stream, context-conv output frames (aux, T_avail) (see
+        :meth:`context_frames`) whose first column is frame ``frame_offset`` of
+        the utterance; they must cover every frame the samples depend on.
+        ``n_frames``: per stream, the utterance's total frames once known (None
+        while streaming: then no sample may depend on the end).
+        """
+        self._pack()
+        d = self._dims
+        batch = state["rings"].shape[0]
+        if len(frames) != batch:
+            raise ValueError(f"{len(frames)} frame tensors for a batch of {batch}")
+        self._check(noise, out, logits)
+        width = self._tables()["width"]
+        base = self._base_condition(batch, g).contiguous()
+        lw = d["L"] * 2 * d["Hp"]
+        t_abs = state["t"]
+        totals = list(n_frames) if n_frames is not None else [None] * batch
+
+        def project(s0: int, n: int):
+            """Projected frames [fa, fb) of every stream for steps [s0, s0 + n)."""
+            steps = torch.arange(t_abs + s0, t_abs + s0 + n)
+            f0 = self._first_frame(steps)
+            fa, fb = int(f0[0]), int(f0[-1]) + width
+            proj = torch.zeros(batch, fb - fa, lw)
+            coef = torch.empty(batch, n, width)
+            for i, c in enumerate(frames):
+                coef[i] = self._coefficients(steps, totals[i])
+                # Stream by stream, and rows independent of the batch: a batch
+                # rounds exactly like its utterances one by one.
+                a = max(fa - frame_offset, 0)
+                cc = c[:, a : fb - frame_offset].t()
+                rows = cc.shape[0]
+                if rows == 0:
+                    continue
+                if rows == 1:  # keep a one-row product on the matrix-matrix path
+                    cc = torch.cat([cc, cc])
+                r0 = a + frame_offset - fa
+                proj[i, r0 : r0 + rows] = torch.mm(cc, self._aux_w)[:rows]
+            fidx = (f0 - fa).to(torch.int32).contiguous()
+            fields = dict(
+                cond_mode=1, n_coef=width, frames=proj.data_ptr(),
+                frames_bstride=proj.stride(0), fidx=fidx.data_ptr(),
+                coef=coef.data_ptr(), coef_bstride=coef.stride(0), base=base.data_ptr(),
+            )
+            return fields, (proj, fidx, coef)
+
+        self._loop(state, n_steps, CHUNK, project, noise, out, temperature,
+                   self._floor(log_scale_min), logits)
+
+    @torch.no_grad()
+    def generate_from_frames(
+        self,
+        frames,
+        length: int,
+        noise: torch.Tensor,
+        g: Optional[torch.Tensor] = None,
+        temperature: float = 1.0,
+        log_scale_min: Optional[float] = None,
+        return_logits: bool = False,
+    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Like :meth:`generate`, from frame-rate conditioning: ``frames`` is a list
+        of (aux, T_i + 2 * aux_context_window) context-padded feature frames (what
+        ``net.upsample`` takes), one per utterance; utterance i has conditioning
+        for its first T_i * hop samples and none (zeros) after, like an
+        upsampled, zero-padded batch.  Equal to :meth:`generate` on the
+        upsampled conditioning up to float rounding (sums reassociated)."""
+        self._pack()
+        if self.net.upsample is None or self._aux_w is None:
+            return self.generate(None, length, noise, g, temperature, log_scale_min, return_logits)
+        batch = noise.shape[0]
+        if noise.shape[1] < length:
+            raise ValueError(f"noise has {noise.shape[1]} steps, {length} needed")
+        ctx = [self.context_frames(c) for c in frames]
+        noise = noise.detach().cpu().float().contiguous()
+        state = self.new_state(batch)
+        out = torch.empty(batch, length)
+        logits = torch.empty(batch, length, self.net.out_channels) if return_logits else None
+        if length > 0:
+            self.run_frames(state, ctx, 0, length, noise, out, g, temperature, log_scale_min,
+                            logits, n_frames=[c.shape[-1] for c in ctx])
+        if logits is not None:
+            logits = logits.transpose(1, 2).contiguous()
+        return out, logits
 
     @torch.no_grad()
     def generate(

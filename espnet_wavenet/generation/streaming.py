@@ -162,15 +162,39 @@ class StreamingVocoder:
         c_up = up(padded[:, :, a : n_cond + 2 * w])
         return c_up[:, :, n0 - a * self.hop : n1 - a * self.hop]
 
+    def _context_frames(self, n0: int, final: bool):
+        """Context-conv output frames from the first one sample n0 uses: (frames, offset)."""
+        up = self.upsampler
+        feats = torch.cat(self.frames).t().unsqueeze(0)  # (1, n_mels, T)
+        w = up.aux_context_window
+        left = feats[:, :, :1].expand(-1, -1, w)
+        parts = [left, feats]
+        if final:
+            parts.append(feats[:, :, -1:].expand(-1, -1, w))
+        padded = torch.cat(parts, dim=-1).to(self.vocoder.mean.device)
+        n_cond = padded.shape[-1] - 2 * w
+        a = max(0, first_frame_needed(n0, up) - 1)
+        return self.gen.context_frames(padded[0, :, a : n_cond + 2 * w]), a
+
     def _emit(self, n1: int, final: bool) -> torch.Tensor:
         n0 = self.emitted
         if n1 <= n0:
             return torch.zeros(0)
         n = n1 - n0
-        c_up = self._conditioning(n0, n1, final)
         voc = self.vocoder
         noise = voc.dist.noise(1, n, self.noise_gen).contiguous()
         out = torch.empty(1, n)
+        if hasattr(self.gen, "run_frames") and self.upsampler is not None:
+            # Frame-rate conditioning, as in the offline path of this generator.
+            ctx, a = self._context_frames(n0, final)
+            total = [self.n_frames] if final else None
+            self.gen.run_frames(
+                self.state, [ctx], a, n, noise, out, self.g, voc.temperature,
+                voc.log_scale_min, n_frames=total,
+            )
+            self.emitted = n1
+            return out[0]
+        c_up = self._conditioning(n0, n1, final)
         self.gen.run(
             self.state, c_up, n, noise, out, self.g, voc.temperature, voc.log_scale_min
         )

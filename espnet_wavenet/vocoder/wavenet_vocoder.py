@@ -139,10 +139,6 @@ class WaveNetVocoder(torch.nn.Module):
         feats_list = [self.check_feats(f, n) for f, n in zip(feats_list, names)]
         lengths = [f.shape[0] * self.hop for f in feats_list]
         longest = max(lengths)
-        # Upsample each utterance alone: padding never reaches the conditioning.
-        c_up = torch.zeros(len(feats_list), self.n_mels, longest, device=self.mean.device)
-        for i, f in enumerate(feats_list):
-            c_up[i, :, : lengths[i]] = self.conditioning(f, normalized)[0]
         noise = torch.cat(
             [
                 self.dist.noise(1, longest, torch.Generator().manual_seed(seed + i))
@@ -150,9 +146,23 @@ class WaveNetVocoder(torch.nn.Module):
             ]
         )
         g = torch.as_tensor(list(sids), dtype=torch.long) if sids is not None else None
-        wav, _ = self.generator.generate(
-            c_up, longest, noise, g, self.temperature, self.log_scale_min
-        )
+        gen = self.generator
+        if hasattr(gen, "generate_from_frames") and self.net.upsample is not None:
+            # Frame-rate conditioning: the generator upsamples (after projecting).
+            frames = []
+            for f in feats_list:
+                f = f.to(self.mean.device)
+                f = f if normalized else self.normalize(f)
+                frames.append(pad_context(f.t().unsqueeze(0), self.net.aux_context_window)[0])
+            wav, _ = gen.generate_from_frames(
+                frames, longest, noise, g, self.temperature, self.log_scale_min
+            )
+            return [wav[i, : lengths[i]].cpu() for i in range(len(feats_list))]
+        # Upsample each utterance alone: padding never reaches the conditioning.
+        c_up = torch.zeros(len(feats_list), self.n_mels, longest, device=self.mean.device)
+        for i, f in enumerate(feats_list):
+            c_up[i, :, : lengths[i]] = self.conditioning(f, normalized)[0]
+        wav, _ = gen.generate(c_up, longest, noise, g, self.temperature, self.log_scale_min)
         return [wav[i, : lengths[i]].cpu() for i in range(len(feats_list))]
 
     @torch.no_grad()
