@@ -49,18 +49,42 @@ def make_generator(kind: str, net, dist, threads: int):
     return FastGenerator(net, dist, threads=threads, half=kind == "fast_fp16")
 
 
+def split_barrier_ns():
+    """Cost of one barrier of the two-thread split step, ns (None without the kernel)."""
+    from espnet_wavenet.generation import extension
+
+    lib = extension.load_library()
+    if lib is None:
+        return None
+    holder = type("Probe", (), {"lib": lib})()
+    return round(FastGenerator.barrier_ns(holder), 1)
+
+
 def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict[str, Any]:
     device = next(gen.net.parameters()).device
-    c_up = torch.randn(batch, aux, length, device=device)
     noise = dist.noise(batch, length, torch.Generator().manual_seed(0))
     warm = min(length, 256)
-    gen.generate(c_up[:, :, :warm], warm, noise[:, :warm])
+    up = gen.net.upsample
+    if hasattr(gen, "generate_from_frames") and up is not None:
+        # What the vocoder runs: frame-rate conditioning (context-padded frames),
+        # the generator's own upsampling/projection included in the time.
+        n_frames = -(-length // up.hop)
+        frames = [
+            torch.randn(aux, n_frames + 2 * up.aux_context_window) for _ in range(batch)
+        ]
+        warm_frames = [f[:, : 1 + 2 * up.aux_context_window] for f in frames]
+        gen.generate_from_frames(warm_frames, warm, noise[:, :warm])
+        run = lambda: gen.generate_from_frames(frames, length, noise)  # noqa: E731
+    else:
+        c_up = torch.randn(batch, aux, length, device=device)
+        gen.generate(c_up[:, :, :warm], warm, noise[:, :warm])
+        run = lambda: gen.generate(c_up, length, noise)  # noqa: E731
     walls, cpus = [], []
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
         w, c = time.perf_counter(), time.process_time()
-        gen.generate(c_up, length, noise)
+        run()
         if device.type == "cuda":
             torch.cuda.synchronize()
         walls.append(time.perf_counter() - w)
@@ -136,7 +160,8 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                 torch.set_num_threads(n_threads)
             if kind == "reference":
                 r["threads"] = args.reference_threads
-            r.update(kind=kind, batch=batch, audio_s_per_stream=round(length / fs, 4))
+            r.update(kind=kind, batch=batch, audio_s_per_stream=round(length / fs, 4),
+                     load_average=os.getloadavg()[0])
             # real-time factor per stream: seconds of compute per second of audio
             r["rtf"] = round(r["wall_s"] / (length / fs), 4)
             r["rtf_cpu_time"] = round(r["cpu_s"] / (length / fs), 4)
@@ -152,6 +177,7 @@ def bench_config(path: str, args) -> Dict[str, Any]:
         net = net.cpu()
     if "fast_fp16" in kinds:
         out["fp16_quality"] = quality_check(net, dist, args.threads)
+    out["load_average_after"] = os.getloadavg()
     return out
 
 
@@ -179,6 +205,7 @@ def main(argv: List[str] = None) -> None:
         threads=args.threads,
         torch=torch.__version__,
         load_average_at_start=os.getloadavg(),
+        split_barrier_ns=split_barrier_ns(),
         configs=[bench_config(c, args) for c in args.config],
         load_average_at_end=os.getloadavg(),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

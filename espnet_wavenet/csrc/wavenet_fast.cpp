@@ -132,6 +132,14 @@ void matvec(const WT* W, int p0, int p1, int cols, int ld, const float* x, int x
   int p = p0;
   for (; p + NV <= p1; p += NV)
     mv_panels<WT, NV, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
+  // Remainders in blocks of 4 and 2 panels: independent accumulator chains
+  // hide the FMA latency (one panel at a time is latency bound).
+  if (NV > 4)
+    for (; p + 4 <= p1; p += 4)
+      mv_panels<WT, 4, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
+  if (NV > 2)
+    for (; p + 2 <= p1; p += 2)
+      mv_panels<WT, 2, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
   for (; p < p1; ++p)
     mv_panels<WT, 1, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
 }
@@ -150,7 +158,7 @@ struct WnModel {
   const int32_t* dil;
   const float* emb_w;  // categorical (n_classes, Rp); continuous (Rp)
   const float* emb_b;  // continuous (Rp)
-  const void* wconv;   // L x packed (2 Hp, K Rp): filter rows then gate rows
+  const void* wconv;   // L x packed (2 Hp, K Rp): rows by halves (see gate())
   const void* wrs;     // L x packed (Rp + Sp, Hp): residual rows then skip rows
   const float* brs;    // L x (Rp + Sp)
   const void* w1;      // packed (Sp, Sp)
@@ -194,7 +202,7 @@ struct WnCall {
   int32_t split;      // 1: one stream's step shared by two threads
 };
 
-int wn_abi_version() { return 4; }
+int wn_abi_version() { return 5; }
 
 }  // extern "C"
 
@@ -313,9 +321,13 @@ inline void embed(const WnModel& m, int cls, float x, float* h) {
   }
 }
 
-inline void gate(const float* a, float* z, int Hp, int r0, int r1) {
-  for (int i = r0; i < r1; i += VW)
-    vstore(z + i, vtanh(vload(a + i)) * vsigmoid(vload(a + Hp + i)));
+// Gate rows are packed by halves: [filter 0:hs, gate 0:hs, filter hs:Hp, gate
+// hs:Hp], so each thread of the split step owns one contiguous block of rows.
+inline void gate(const float* a, float* z, int z0, int z1) {
+  const int n = z1 - z0;
+  const float* f = a + 2 * z0;
+  for (int i = 0; i < n; i += VW)
+    vstore(z + z0 + i, vtanh(vload(f + i)) * vsigmoid(vload(f + n + i)));
 }
 
 inline void residual(float* h, const float* ra, const float* rb, int Rp) {
@@ -391,7 +403,10 @@ void run_group(const WnModel& m, const WnCall& c, int b0, Work& w) {
         init = cond0 + (size_t)l * G2, is = (int)c.cond_bstride;
       }
       matvec<WT, S>(wconv + l * conv_sz, 0, G2 / VW, KR, KR, w.taps, w.st, w.a, w.sa, init, is);
-      for (int s = 0; s < S; ++s) gate(w.a + s * w.sa, w.z + s * w.sz, Hp, 0, Hp);
+      for (int s = 0; s < S; ++s) {
+        gate(w.a + s * w.sa, w.z + s * w.sz, 0, hs);
+        gate(w.a + s * w.sa, w.z + s * w.sz, hs, Hp);
+      }
       const WT* wl = wrs + l * rs_sz;
       matvec<WT, S>(wl, 0, RS / VW, hs, Hp, w.z, w.sz, w.rs, w.srs, m.brs + (size_t)l * RS, 0);
       matvec<WT, S>(wl + (size_t)hs * VW, 0, RS / VW, Hp - hs, Hp, w.z + hs, w.sz, w.rs2, w.srs,
@@ -475,7 +490,7 @@ struct Barrier2 {
     int spins = 0;
     while (f[1 - tid].v.load(std::memory_order_acquire) < k) {
       cpu_relax();
-      if (++spins > 4000) {
+      if (++spins > 256) {
         std::this_thread::yield();
         spins = 0;
       }
@@ -526,16 +541,14 @@ void run_split(const WnModel& m, const WnCall& c, int tid, SplitShared& sh) {
       read_taps(c, 0, c.ring_off[l], mask, t, d, K, w.h, w.taps, Rp);
       const float* init;
       if (c.cond_mode) {
-        cond_rows(m, c, 0, ic, l, z0, z1, w.ci);
-        cond_rows(m, c, 0, ic, l, Hp + z0, Hp + z1, w.ci);
+        cond_rows(m, c, 0, ic, l, 2 * z0, 2 * z1, w.ci);
         init = w.ci;
       } else {
         init = cond0 + (size_t)l * G2;
       }
       const WT* wc = wconv + l * conv_sz;
-      matvec<WT, 1>(wc, z0 / VW, z1 / VW, KR, KR, w.taps, 0, w.a, 0, init, 0);
-      matvec<WT, 1>(wc, (Hp + z0) / VW, (Hp + z1) / VW, KR, KR, w.taps, 0, w.a, 0, init, 0);
-      gate(w.a, w.z, Hp, z0, z1);
+      matvec<WT, 1>(wc, 2 * z0 / VW, 2 * z1 / VW, KR, KR, w.taps, 0, w.a, 0, init, 0);
+      gate(w.a, w.z, z0, z1);
       const WT* wl = wrs + l * rs_sz;
       float* mine = sh.part[tid][k & 1].data();
       if (tid == 0)

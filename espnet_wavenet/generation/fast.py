@@ -6,11 +6,20 @@ are packed once into 16-row panels (see ``csrc/wavenet_fast.cpp``) and the
 conditioning of every layer (aux projection + speaker projection + conv bias)
 is projected for a chunk of time steps with one batched matmul. The compiled
 loop then runs the chunk for the whole batch, threads splitting the batch.
+
+:meth:`FastGenerator.generate_from_frames` (what the vocoder and the streaming
+API use) projects at frame rate instead and forms each sample's conditioning
+in the kernel from the 3-4 projected frames it depends on (see
+"frame-rate conditioning" below). With one stream, the step can be shared by
+two threads (``split``); every path rounds identically, so a batch equals its
+utterances one by one whatever the thread layout.
 """
 
 import ctypes
 import logging
 import math
+import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Tuple
 
@@ -29,6 +38,8 @@ PANEL = 16  # rows per weight panel; every channel count is padded to it
 # Floats of precomputed conditioning held at once (bounds memory: 32 MB).
 COND_BUDGET = 8 * 1024 * 1024
 CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
+SPLIT_MAX_BARRIER_NS = 300.0  # above this, 26 exchanges a sample cost more than they save
+SPLIT_PROBE_EVERY_S = 30.0
 
 _p = ctypes.c_void_p
 
@@ -110,12 +121,24 @@ def _panels(w: torch.Tensor, rows_p: int) -> torch.Tensor:
 
 
 def _split_gate(w: torch.Tensor, hp: int) -> torch.Tensor:
-    """(G, ...) -> (2 hp, ...): filter half padded to hp, then gate half."""
+    """(G, ...) -> (2 hp, ...): filter half padded to hp, then gate half, rows
+    then reordered by halves (:func:`_by_halves`)."""
     h = w.shape[0] // 2
     out = w.new_zeros(2 * hp, *w.shape[1:])
     out[:h] = w[:h]
     out[hp : hp + h] = w[h:]
-    return out
+    return _by_halves(out, hp)
+
+
+def _by_halves(x: torch.Tensor, hp: int) -> torch.Tensor:
+    """[filter (hp), gate (hp)] rows -> [filter[:hs], gate[:hs], filter[hs:], gate[hs:]]:
+    each thread of the split step owns one contiguous block (see the kernel's gate())."""
+    hs = (hp // PANEL // 2) * PANEL
+    idx = torch.cat([
+        torch.arange(0, hs), hp + torch.arange(0, hs),
+        torch.arange(hs, hp), hp + torch.arange(hs, hp),
+    ])
+    return x[idx]
 
 
 def _pad_vec(v: Optional[torch.Tensor], n: int) -> torch.Tensor:
@@ -135,7 +158,12 @@ class FastGenerator:
         half: store matrix weights as float16 (halves weight memory traffic;
             not exact vs the reference, so off by default).
         split: with one stream and two or more threads, share every step
-            between two threads (each owns half of every layer's weights).
+            between two threads (each owns half of every layer's weights; one
+            spin-barrier exchange per layer). None (default): only when a probe
+            barrier is cheap (< SPLIT_MAX_BARRIER_NS) and the machine is not
+            oversubscribed (load average below the core count - 0.5): on a busy
+            VM a barrier costs microseconds and splitting is slower. The output
+            is bitwise the same either way.
     """
 
     def __init__(
@@ -144,7 +172,7 @@ class FastGenerator:
         dist: Distribution,
         threads: Optional[int] = None,
         half: bool = False,
-        split: bool = True,
+        split: Optional[bool] = None,
     ):
         self.lib = extension.load_library()
         if self.lib is None:
@@ -257,6 +285,27 @@ class FastGenerator:
         self._dims = dict(L=L, K=K, Rp=Rp, Hp=Hp, Sp=Sp, Op=Op, O=O)
         self._key = key
 
+    def barrier_ns(self, n: int = 2000) -> float:
+        """Measured cost of one two-thread spin barrier (best of three, ns)."""
+        fn = self.lib.wn_barrier_bench
+        fn.restype = ctypes.c_double
+        fn.argtypes = [ctypes.c_int64]
+        return min(fn(n) for _ in range(3))
+
+    def _use_split(self, batch: int) -> bool:
+        if batch != 1 or self.threads < 2 or self.split is False:
+            return False
+        if self.split:
+            return True
+        cores = os.cpu_count() or 1
+        if cores < 2 or os.getloadavg()[0] > cores - 0.5:
+            return False
+        now = time.monotonic()
+        if now - getattr(self, "_probe_time", -math.inf) > SPLIT_PROBE_EVERY_S:
+            self._probe_ok = self.barrier_ns() < SPLIT_MAX_BARRIER_NS
+            self._probe_time = now
+        return self._probe_ok
+
     def _pool(self) -> ThreadPoolExecutor:
         if getattr(self, "_executor", None) is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="wavenet-cond")
@@ -310,6 +359,7 @@ class FastGenerator:
         # generates chunk k (both release the GIL).
         starts = list(range(0, n_steps, chunk))
         pool = self._pool() if len(starts) > 1 else None
+        split = int(self._use_split(batch))
         pending = project(starts[0], min(chunk, n_steps)) if starts else None
         for i, s0 in enumerate(starts):
             n = min(chunk, n_steps - s0)
@@ -340,7 +390,7 @@ class FastGenerator:
                 logits=lg.data_ptr() if lg is not None else None,
                 logits_bstride=lg.stride(0) if lg is not None else 0,
                 n_threads=self.threads,
-                split=int(self.split),
+                split=split,
                 **fields,
             )
             rc = self.lib.wn_run(ctypes.byref(self._model), ctypes.byref(call))
