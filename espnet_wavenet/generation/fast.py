@@ -16,7 +16,6 @@ utterances one by one whatever the thread layout.
 """
 
 import ctypes
-import logging
 import math
 import os
 import time

@@ -4,10 +4,10 @@ Every reader keeps the line number of each entry so that errors can name the
 file and line, the way a person fixes them.
 """
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, NamedTuple, Tuple, Union
+
+from espnet_wavenet.utils.atomic import atomic_write_text
 
 PathLike = Union[str, Path]
 
@@ -122,22 +122,6 @@ def write_data_dir(
     elif (out / "segments").exists():
         (out / "segments").unlink()
 
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write via a temporary file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def iter_ids(path: PathLike) -> Iterator[str]:

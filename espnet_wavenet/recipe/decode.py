@@ -9,8 +9,6 @@ file, and nothing already written is touched.
 
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +20,8 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from espnet_wavenet.recipe.datadir import atomic_write_text, sort_key
+from espnet_wavenet.recipe.datadir import sort_key
+from espnet_wavenet.utils.atomic import atomic_open, atomic_write_text
 
 PathLike = Union[str, Path]
 
@@ -144,18 +143,9 @@ def read_utt2sid(path: PathLike) -> Dict[str, int]:
 
 
 def write_wav_atomic(path: Path, wav: np.ndarray, fs: int) -> None:
-    """16-bit wav via a temporary file in the same folder, fsync, rename."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, np.clip(wav, -1.0, 1.0), fs, subtype="PCM_16", format="WAV")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """16-bit wav written atomically (never a partial file under its name)."""
+    with atomic_open(path, "wb") as f:
+        sf.write(f, np.clip(wav, -1.0, 1.0), fs, subtype="PCM_16", format="WAV")
 
 
 def is_finished(path: Path, n_samples: int, fs: int) -> bool:

@@ -1,13 +1,13 @@
 """Safe checkpoint I/O: atomic writes and ``weights_only`` loads."""
 
 import datetime
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import torch
+
+from espnet_wavenet.utils.atomic import atomic_open
 
 # What ESPnet's checkpoint.pth holds beside tensors: the reporter's numpy
 # scalars and timedeltas. Nothing here can run code when unpickled.
@@ -38,25 +38,6 @@ def load_checkpoint(path: Union[str, Path], map_location: Any = "cpu") -> Any:
 
 
 def atomic_save(obj: Any, path: Union[str, Path], *args, **kwargs) -> None:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path``.
-
-    A kill at any moment leaves either the old file or the new one, never a
-    partial file.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f, *args, **kwargs)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`atomic_open`: never a partial checkpoint."""
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f, *args, **kwargs)

@@ -1,8 +1,6 @@
 """WaveNet vocoder: feature configuration + normalization statistics + network."""
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -14,6 +12,7 @@ from espnet_wavenet.features import check_feats_conf
 from espnet_wavenet.generation import build_generator
 from espnet_wavenet.layers.upsample import pad_context
 from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.utils.atomic import atomic_open, atomic_write_bytes
 
 CONFIG_NAME = "config.yaml"
 WEIGHTS_NAME = "model.pth"
@@ -193,11 +192,8 @@ class WaveNetVocoder(torch.nn.Module):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out / CONFIG_NAME, yaml.safe_dump(self.config()).encode())
-        with tempfile.NamedTemporaryFile(dir=out, delete=False, suffix=".tmp") as f:
+        with atomic_open(out / WEIGHTS_NAME, "wb") as f:
             torch.save(self.net.state_dict(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(f.name, out / WEIGHTS_NAME)
         if self.normalized:
             if stats_file is not None:
                 data = Path(stats_file).read_bytes()
@@ -206,9 +202,8 @@ class WaveNetVocoder(torch.nn.Module):
                 # count 1: mean = sum, var = sum_square - mean^2 = std^2.
                 mean = self.mean.cpu().numpy().astype(np.float64)
                 std = self.std.cpu().numpy().astype(np.float64)
-                tmp = out / (STATS_NAME + ".tmp.npz")
-                np.savez(tmp, count=np.array(1), sum=mean, sum_square=std**2 + mean**2)
-                os.replace(tmp, out / STATS_NAME)
+                with atomic_open(out / STATS_NAME, "wb") as f:
+                    np.savez(f, count=np.array(1), sum=mean, sum_square=std**2 + mean**2)
         return out
 
     @classmethod
@@ -261,11 +256,3 @@ def load_weights(path: Union[str, Path]) -> Dict[str, torch.Tensor]:
         raise ValueError(f"{path}: cannot load weights safely ({type(e).__name__}: {e})") from e
 
 
-def atomic_write_bytes(path: Union[str, Path], data: bytes) -> None:
-    """Write via a temporary file, fsync and rename: never a half-written file."""
-    path = Path(path)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
