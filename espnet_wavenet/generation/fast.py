@@ -248,7 +248,11 @@ class FastGenerator:
         t["wconv"] = torch.stack(conv).to(wdt).contiguous()
         t["wrs"] = torch.stack(rs).to(wdt).contiguous()
         t["brs"] = torch.stack(brs).contiguous()
-        t["w1"] = _panels(net.out1.weight.detach().float()[:, :, 0], Sp).to(wdt)
+        # Columns padded too: the kernel reads Sp columns (the padded skips are
+        # zero, but unpadded columns would read past the buffer).
+        w1 = torch.zeros(S, Sp)
+        w1[:, :S] = net.out1.weight.detach().float()[:, :, 0]
+        t["w1"] = _panels(w1, Sp).to(wdt)
         t["b1"] = _pad_vec(net.out1.bias, Sp)
         w2 = torch.zeros(O, Sp)
         w2[:, :S] = net.out2.weight.detach().float()[:, :, 0]
