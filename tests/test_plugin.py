@@ -340,8 +340,7 @@ def test_drop_in_cli_writes_wavs_then_tts_decode_script(models, tmp_path):
     voc = tmp_path / "vocoded"
     proc = subprocess.run(
         ["bash", str(SCRIPTS / "tts_decode.sh"), "--python", sys.executable,
-         "--model_dir", str(models["pack"]), "--decode_dir", str(out), "--out_dir", str(voc),
-         "--decode_args", "--generator reference"],
+         "--model_dir", str(models["pack"]), "--decode_dir", str(out), "--out_dir", str(voc)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         timeout=300,
     )
