@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tiny_tts as T
 import torch
 import yaml
-
-import tiny_tts as T
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "egs" / "TEMPLATE" / "voc1" / "scripts" / "gta_finetune.sh"
@@ -94,7 +93,8 @@ def test_gta_finetune_script(tmp_path):
     for u in ids:
         assert np.load(raw[u]).shape == (34, 80)
     # Stage 2: aligned to the audio's 35 frames; the TTS output, not the natural mel.
-    from espnet_wavenet.integration.gta import load_feats, read_scp
+    from espnet_wavenet.data.scp import load_feats
+    from espnet_wavenet.recipe.datadir import read_dict as read_scp
 
     dump_scp = read_scp(tmp_path / "dump/train/feats.scp")
     natural = {u: load_feats(loc, u) for u, loc in dump_scp.items()}

@@ -1,48 +1,27 @@
-"""Kaldi-style scp files and the features they point at."""
+"""Features that a Kaldi-style feats.scp points at (read the scp with
+``espnet_wavenet.recipe.datadir.read_dict``)."""
 
 from pathlib import Path
-from typing import Dict, Union
 
 import kaldiio
 import numpy as np
 
-PathLike = Union[str, Path]
 
+def load_feats(location: str, where: str = "") -> np.ndarray:
+    """(T, D) float32 features from an ``.npy`` file or a Kaldi ``ark:offset``.
 
-def read_scp(path: PathLike) -> Dict[str, str]:
-    """``{uttid: value}`` in file order (the value may hold spaces).
-
-    Blank lines are ignored; a malformed line or a repeated id is an error that
-    names the file and line.
+    ``where`` (an utterance id, or ``file:line: utterance``) starts every error.
     """
-    out: Dict[str, str] = {}
-    first: Dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise ValueError(f"{path}:{lineno}: expected 'uttid value', got {line!r}")
-            if parts[0] in out:
-                raise ValueError(
-                    f"{path}:{lineno}: duplicate id '{parts[0]}' "
-                    f"(first on line {first[parts[0]]})"
-                )
-            out[parts[0]] = parts[1]
-            first[parts[0]] = lineno
-    return out
-
-
-def load_feats(location: str, uttid: str = "") -> np.ndarray:
-    """(T, D) float32 features from an ``.npy`` file or a Kaldi ark location."""
     try:
+        path = location if location.endswith(".npy") else location.rsplit(":", 1)[0]
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path} not found")
         if location.endswith(".npy"):
             feats = np.load(location, allow_pickle=False)
         else:
             feats = kaldiio.load_mat(location)
-    except Exception as e:  # noqa: BLE001 - re-raised with the utterance
-        raise ValueError(f"{uttid}: cannot read features at {location}: {e}") from e
+    except Exception as e:  # noqa: BLE001 - re-raised naming the utterance and file
+        raise ValueError(f"{where}: cannot read features from {location} ({e})") from e
     if feats.ndim != 2:
-        raise ValueError(f"{uttid}: expected (frames, n_mels) at {location}, got {feats.shape}")
+        raise ValueError(f"{where}: expected (frames, n_mels) at {location}, got {feats.shape}")
     return np.asarray(feats, dtype=np.float32)

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from espnet_wavenet.data.audio import read_audio, resample
-from espnet_wavenet.data.scp import load_feats, read_scp
+from espnet_wavenet.data.scp import load_feats
 from espnet_wavenet.evaluation.evaluator import (
     METRICS,
     SIGNAL_METRICS,
@@ -41,6 +41,7 @@ from espnet_wavenet.evaluation.report import (
 )
 from espnet_wavenet.evaluation.training_log import parse_train_log
 from espnet_wavenet.evaluation.world import FRAME_PERIOD_MS, MCEP_ORDER, mcep_alpha
+from espnet_wavenet.recipe.datadir import read_dict as read_scp
 
 PathLike = Union[str, Path]
 

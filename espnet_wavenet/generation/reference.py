@@ -56,6 +56,8 @@ class ReferenceGenerator:
             )
             for b in net.blocks
         ]
+        # The speaker term is constant over time: project it once per layer.
+        gterms = [b.project_conditioning(None, gcond) for b in net.blocks]
         prev = torch.zeros(batch, device=device)
         out = torch.empty(batch, length, device=device)
         logits_all = [] if return_logits else None
@@ -72,7 +74,9 @@ class ReferenceGenerator:
                 taps = q[:, :, :: block.dilation]  # oldest .. newest
                 conv = torch.einsum("brk,grk->bg", taps, block.conv.weight)
                 conv = conv + block.conv.bias
-                cond = block.project_conditioning(c_t, gcond)
+                cond = block.project_conditioning(c_t, None)
+                if gterms[i] is not None:
+                    cond = gterms[i] if cond is None else cond + gterms[i]
                 z = block.gated(conv.unsqueeze(-1), cond)
                 skips = skips + block.conv_skip(z)[:, :, 0]
                 if block.conv_res is not None:

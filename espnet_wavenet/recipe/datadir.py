@@ -48,18 +48,22 @@ def read_entries(path: PathLike, allow_empty_value: bool = True) -> List[Entry]:
     return entries
 
 
-def read_dict(path: PathLike, allow_empty_value: bool = False) -> Dict[str, str]:
-    """``{key: value}`` of a Kaldi file; duplicate keys are errors."""
-    out: Dict[str, str] = {}
+def read_unique_entries(path: PathLike, allow_empty_value: bool = False) -> List[Entry]:
+    """:func:`read_entries`, with a repeated key an error naming both lines."""
+    entries = read_entries(path, allow_empty_value)
     first: Dict[str, int] = {}
-    for e in read_entries(path, allow_empty_value):
-        if e.key in out:
+    for e in entries:
+        if e.key in first:
             raise DataDirError(
                 f"{path}:{e.lineno}: duplicate id '{e.key}' (first on line {first[e.key]})"
             )
-        out[e.key] = e.value
         first[e.key] = e.lineno
-    return out
+    return entries
+
+
+def read_dict(path: PathLike, allow_empty_value: bool = False) -> Dict[str, str]:
+    """``{key: value}`` of a Kaldi file in file order; duplicate keys are errors."""
+    return {e.key: e.value for e in read_unique_entries(path, allow_empty_value)}
 
 
 def check_sorted_unique(path: PathLike, entries: Iterable[Entry]) -> None:

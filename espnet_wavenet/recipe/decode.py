@@ -14,13 +14,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
-import kaldiio
 import numpy as np
 import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from espnet_wavenet.recipe.datadir import sort_key
+from espnet_wavenet.data import scp as data_scp
+from espnet_wavenet.recipe.datadir import DataDirError, read_unique_entries, sort_key
 from espnet_wavenet.utils.atomic import atomic_open, atomic_write_text
 
 PathLike = Union[str, Path]
@@ -65,43 +65,21 @@ def read_feats_scp(path: PathLike) -> List[FeatsEntry]:
     path = Path(path)
     if not path.is_file():
         raise DecodeInputError(f"{path}: feats scp not found")
-    entries, seen = [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.strip().split(maxsplit=1)
-            if not parts:
-                continue
-            if len(parts) != 2:
-                raise DecodeInputError(f"{path}:{lineno}: expected 'utt location', got {line!r}")
-            if parts[0] in seen:
-                raise DecodeInputError(
-                    f"{path}:{lineno}: duplicate utterance '{parts[0]}' "
-                    f"(first on line {seen[parts[0]]})"
-                )
-            seen[parts[0]] = lineno
-            entries.append(FeatsEntry(parts[0], parts[1], lineno))
+    try:
+        entries = read_unique_entries(path)
+    except DataDirError as e:
+        raise DecodeInputError(str(e)) from None
     if not entries:
         raise DecodeInputError(f"{path}: no utterances")
-    return entries
+    return [FeatsEntry(e.key, e.value, e.lineno) for e in entries]
 
 
 def load_feats(entry: FeatsEntry, scp: PathLike) -> np.ndarray:
     """Read one utterance's (T, n_mels) features from an ark offset or an npy file."""
-    where = f"{scp}:{entry.lineno}: utterance '{entry.utt}'"
-    loc = entry.location
     try:
-        if loc.endswith(".npy"):
-            if not Path(loc).is_file():
-                raise FileNotFoundError(f"{loc} not found")
-            feats = np.load(loc, allow_pickle=False)
-        else:
-            ark = loc.rsplit(":", 1)[0] if ":" in loc else loc
-            if not Path(ark).is_file():
-                raise FileNotFoundError(f"{ark} not found")
-            feats = kaldiio.load_mat(loc)
-    except Exception as e:  # noqa: BLE001 - re-raised naming utterance and file
-        raise DecodeInputError(f"{where}: cannot read features from {loc} ({e})") from e
-    return np.asarray(feats)
+        return data_scp.load_feats(entry.location, f"{scp}:{entry.lineno}: utterance '{entry.utt}'")
+    except ValueError as e:
+        raise DecodeInputError(str(e)) from e
 
 
 def check_feats(feats: np.ndarray, n_mels: int, min_frames: int, where: str) -> np.ndarray:

@@ -97,15 +97,17 @@ class WaveNetVocoder(torch.nn.Module):
         """Denormalized (T, n_mels) -> what the network was trained on."""
         return (feats - self.mean.to(feats.device)) / self.std.to(feats.device)
 
+    def frames(self, feats: torch.Tensor, normalized: bool = False) -> torch.Tensor:
+        """(T, n_mels) -> normalized frames with context, (1, n_mels, T + 2 ctx)."""
+        feats = feats.to(self.mean.device)
+        if not normalized:
+            feats = self.normalize(feats)
+        return pad_context(feats.t().unsqueeze(0), self.net.aux_context_window)
+
     @torch.no_grad()
     def conditioning(self, feats: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """(T, n_mels) -> upsampled conditioning (1, n_mels, T * hop)."""
-        device = self.mean.device
-        feats = feats.to(device)
-        if not normalized:
-            feats = self.normalize(feats)
-        c = pad_context(feats.t().unsqueeze(0), self.net.aux_context_window)
-        return self.net.upsample_conditioning(c)
+        return self.net.upsample_conditioning(self.frames(feats, normalized))
 
     # -------------------------------------------------------------- generation
     @property
@@ -148,11 +150,7 @@ class WaveNetVocoder(torch.nn.Module):
         gen = self.generator
         if hasattr(gen, "generate_from_frames") and self.net.upsample is not None:
             # Frame-rate conditioning: the generator upsamples (after projecting).
-            frames = []
-            for f in feats_list:
-                f = f.to(self.mean.device)
-                f = f if normalized else self.normalize(f)
-                frames.append(pad_context(f.t().unsqueeze(0), self.net.aux_context_window)[0])
+            frames = [self.frames(f, normalized)[0] for f in feats_list]
             wav, _ = gen.generate_from_frames(
                 frames, longest, noise, g, self.temperature, self.log_scale_min
             )
