@@ -101,7 +101,13 @@ class WaveNetVocoderTask(AbsTask):
     def main_worker(cls, args: argparse.Namespace):
         # before --init_param / --resume files are read, in every (spawned) rank
         install_safe_io()
-        return super().main_worker(args)
+        super().main_worker(args)
+        # ESPnet leaves the process group to interpreter exit, where gloo's
+        # threads can be torn down while a peer still talks (std::terminate,
+        # exit code -6). Meet, then close it, in every rank.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
     @classmethod
     def context_frames(cls, args: argparse.Namespace) -> int:
