@@ -25,7 +25,7 @@ from espnet_wavenet.generation.fast import FastGenerator, fast_available
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
 
-KINDS = ("fast", "fast_fp16", "reference", "gpu")
+KINDS = ("fast", "fast_fp16", "fast_int8", "reference", "gpu")
 
 
 def cpu_name() -> str:
@@ -46,7 +46,8 @@ def make_generator(kind: str, net, dist, threads: int):
         from espnet_wavenet.generation.gpu import GpuGenerator
 
         return GpuGenerator(net.cuda(), dist)
-    return FastGenerator(net, dist, threads=threads, half=kind == "fast_fp16")
+    precision = {"fast_fp16": "float16", "fast_int8": "int8"}.get(kind, "float32")
+    return FastGenerator(net, dist, threads=threads, precision=precision)
 
 
 def split_barrier_ns():
@@ -103,7 +104,7 @@ def quality_check(net, dist, threads: int, length: int = 2000) -> Dict[str, Any]
     c_up = torch.randn(1, net.aux_channels, length)
     noise = dist.noise(1, length, torch.Generator().manual_seed(0))
     a, la = FastGenerator(net, dist, threads).generate(c_up, length, noise, return_logits=True)
-    b, lb = FastGenerator(net, dist, threads, half=True).generate(
+    b, lb = FastGenerator(net, dist, threads, precision="float16").generate(
         c_up, length, noise, return_logits=True
     )
     first = int((a != b).nonzero()[0, 1]) if (a != b).any() else length

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -143,6 +144,111 @@ void matvec(const WT* W, int p0, int p1, int cols, int ld, const float* x, int x
   for (; p < p1; ++p)
     mv_panels<WT, 1, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
 }
+// ------------------------------------------------------- int8 weights
+// Each matrix row has a scale (max |w| / 127) and int8 weights; an activation
+// vector is quantized on the fly the same way (one scale per vector) and
+// offset to unsigned (q + 128), so one AVX-512 VNNI instruction (vpdpbusd)
+// does 64 multiply-adds into int32.  The offset is removed with the row's
+// precomputed 128 * sum(w).  Panels: 16 rows, columns in groups of 4, so a
+// panel's group is one 64-byte vector (lane = row, 4 bytes = 4 columns).
+// Integer sums are exact, so every thread layout rounds identically.
+typedef int32_t i32v16 __attribute__((vector_size(64)));
+
+// Quantize n floats (n % 16 == 0) to offset bytes; returns the scale.
+inline float quantize(const float* x, int n, uint8_t* q) {
+  v16 mx{};
+  for (int i = 0; i < n; i += VW) {
+    v16 v = vload(x + i);
+    v = v < 0.0f ? -v : v;
+    mx = mx > v ? mx : v;
+  }
+  float m = 0.0f;
+  for (int i = 0; i < VW; ++i) m = std::max(m, mx[i]);
+  if (!(m > 0.0f)) {
+    std::memset(q, 128, n);
+    return 0.0f;
+  }
+  const float inv = 127.0f / m;
+  for (int i = 0; i < n; i += VW) {
+#if defined(__AVX512F__)
+    __m512i v = _mm512_cvtps_epi32((__m512)(vload(x + i) * inv));
+    v = _mm512_add_epi32(v, _mm512_set1_epi32(128));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(v));
+#else
+    for (int k = 0; k < VW; ++k) q[i + k] = (uint8_t)(std::nearbyint(x[i + k] * inv) + 128.0f);
+#endif
+  }
+  return m / 127.0f;
+}
+
+template <int NV, int S>
+inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t* xq, int xqs,
+                       const float* sx, float* y, int ys, const float* init, int is,
+                       const float* sr, const int32_t* cs) {
+  i32v16 acc[S][NV];
+#pragma GCC unroll 8
+  for (int s = 0; s < S; ++s)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[s][v] = i32v16{};
+  for (int g = 0; g < cols / 4; ++g) {
+#if defined(__AVX512VNNI__)
+    __m512i w[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v)
+      w[v] = _mm512_loadu_si512(reinterpret_cast<const void*>(W + v * pstride + (size_t)g * 64));
+#pragma GCC unroll 8
+    for (int s = 0; s < S; ++s) {
+      int32_t xb;
+      std::memcpy(&xb, xq + s * xqs + 4 * g, 4);
+      const __m512i xv = _mm512_set1_epi32(xb);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v)
+        acc[s][v] = (i32v16)_mm512_dpbusd_epi32((__m512i)acc[s][v], xv, w[v]);
+    }
+#else
+    for (int v = 0; v < NV; ++v) {
+      const int8_t* wp = W + v * pstride + (size_t)g * 64;
+      for (int s = 0; s < S; ++s) {
+        const uint8_t* xp = xq + s * xqs + 4 * g;
+        for (int r = 0; r < VW; ++r)
+          for (int k = 0; k < 4; ++k) acc[s][v][r] += (int32_t)wp[4 * r + k] * (int32_t)xp[k];
+      }
+    }
+#endif
+  }
+#pragma GCC unroll 8
+  for (int s = 0; s < S; ++s)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const i32v16 c = *reinterpret_cast<const i32v16*>(cs + v * VW);
+      const v16 f = __builtin_convertvector(acc[s][v] - c, v16);
+      vstore(y + s * ys + v * VW, vload(init + s * is + v * VW) + vload(sr + v * VW) * (f * sx[s]));
+    }
+}
+
+// Rows [p0, p1) panels of a quantized matrix for S streams (see matvec).
+template <int S>
+void matvec_q(const int8_t* W, int p0, int p1, int cols, const uint8_t* xq, int xqs,
+              const float* sx, float* y, int ys, const float* init, int is, const float* sr,
+              const int32_t* cs) {
+  constexpr int NV = panels_per_block<S>();
+  const size_t ps = (size_t)cols * VW;
+  int p = p0;
+  for (; p + NV <= p1; p += NV)
+    mvq_panels<NV, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
+                      sr + p * VW, cs + p * VW);
+  if (NV > 4)
+    for (; p + 4 <= p1; p += 4)
+      mvq_panels<4, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
+                       sr + p * VW, cs + p * VW);
+  if (NV > 2)
+    for (; p + 2 <= p1; p += 2)
+      mvq_panels<2, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
+                       sr + p * VW, cs + p * VW);
+  for (; p < p1; ++p)
+    mvq_panels<1, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
+                     sr + p * VW, cs + p * VW);
+}
 }  // namespace
 
 extern "C" {
@@ -153,7 +259,8 @@ struct WnModel {
   int32_t L, K, Rp, Hp, Sp, Op, O;
   int32_t input_type;  // 0 categorical (embedding), 1 continuous (1x1 conv of x)
   int32_t dist;        // 0 mu-law softmax, 1 mixture of logistics, 2 Gaussian
-  int32_t n_mix, n_classes, half;  // half: weights are float16
+  int32_t n_mix, n_classes;
+  int32_t prec;  // matrix weights: 0 float32, 1 float16, 2 int8 (head in float32)
   float skip_scale;
   const int32_t* dil;
   const float* emb_w;  // categorical (n_classes, Rp); continuous (Rp)
@@ -167,6 +274,14 @@ struct WnModel {
   const float* b2;
   const float* dec;    // mu-law class -> sample value
   const int32_t* enc;  // mu-law class -> next input class
+  // int8 (prec 2): conv as L x K quantized (2 Hp, Rp) matrices (tap k, oldest
+  // first), residual/skip as L x (Rp + Sp, Hp); per-row scales and 128 * row sums.
+  const int8_t* qconv;
+  const float* qconv_s;
+  const int32_t* qconv_c;
+  const int8_t* qrs;
+  const float* qrs_s;
+  const int32_t* qrs_c;
 };
 
 struct WnCall {
@@ -199,10 +314,15 @@ struct WnCall {
   const float* coef;
   int64_t coef_bstride;
   const float* base;  // [b, L * 2 Hp]
-  int32_t split;      // 1: one stream's step shared by two threads
+  int32_t split;      // 1: two-thread pipeline (see run_pipe) per pair of threads
+  // Teacher forcing (quality checks): the next input is the given sample
+  // (class and value) instead of the drawn one.  Null: generate.
+  const int32_t* forced_cls;
+  const float* forced_x;
+  int64_t forced_bstride;
 };
 
-int wn_abi_version() { return 5; }
+int wn_abi_version() { return 7; }
 
 }  // extern "C"
 
@@ -263,39 +383,109 @@ float sample_one(const WnModel& m, const WnCall& c, const float* lg, const float
   return std::min(std::max(x, -1.0f), 1.0f);
 }
 
-// Per-thread scratch for a group of S streams, all rows padded.
-struct Work {
-  std::vector<float> buf;
-  float *h, *taps, *a, *ci, *z, *rs, *rs2, *skip, *skip2, *o1, *lg, *zero, *smp;
-  int sh, st, sa, sz, srs, ss, so;
-  Work(const WnModel& m, int S) {
-    sh = m.Rp, st = m.K * m.Rp, sa = 2 * m.Hp, sz = m.Hp, srs = m.Rp + m.Sp, ss = m.Sp,
-    so = m.Op;
-    const size_t n =
-        (size_t)S * (sh + st + 2 * sa + sz + 2 * srs + 3 * ss + so) + srs + 4 * m.Op + 64;
-    buf.assign(n, 0.0f);
-    float* p = buf.data();
-    h = p, p += S * sh;
-    taps = p, p += S * st;
-    a = p, p += S * sa;
-    ci = p, p += S * sa;
-    z = p, p += S * sz;
-    rs = p, p += S * srs;
-    rs2 = p, p += S * srs;
-    skip = p, p += S * ss;
-    skip2 = p, p += S * ss;
-    o1 = p, p += S * ss;
-    lg = p, p += S * so;
-    zero = p, p += srs;
-    smp = p;
+// Runs f(g, std::integral_constant<int, S>) over register blocks of streams.
+template <class F>
+inline void for_blocks(int n, F&& f) {
+  for (int g = 0; g < n; g += SMAX) {
+    switch (std::min(SMAX, n - g)) {
+      case 1: f(g, std::integral_constant<int, 1>()); break;
+      case 2: f(g, std::integral_constant<int, 2>()); break;
+      case 3: f(g, std::integral_constant<int, 3>()); break;
+      case 4: f(g, std::integral_constant<int, 4>()); break;
+#if defined(__AVX512F__)
+      case 5: f(g, std::integral_constant<int, 5>()); break;
+      case 6: f(g, std::integral_constant<int, 6>()); break;
+      case 7: f(g, std::integral_constant<int, 7>()); break;
+      case 8: f(g, std::integral_constant<int, 8>()); break;
+#endif
+    }
+  }
+}
+
+// Matrix-vector products for ``n`` streams (stream s: x + s * xs, y + s * ys).
+template <typename WT>
+void matvec_n(int n, const WT* W, int p0, int p1, int cols, int ld, const float* x, int xs,
+              float* y, int ys, const float* init, int is) {
+  for_blocks(n, [&](int g, auto S) {
+    matvec<WT, decltype(S)::value>(W, p0, p1, cols, ld, x + (size_t)g * xs, xs,
+                                   y + (size_t)g * ys, ys, init + (size_t)g * is, is);
+  });
+}
+
+// The three products of a layer, float weights (float32 or float16).  Each
+// conv row sums from the conditioning over the older taps, then the newest
+// (one accumulation chain, so splitting it at the newest tap changes nothing).
+template <typename WT>
+struct Dense {
+  typedef WT Head;
+  const WnModel& m;
+  Dense(const WnModel& m, int) : m(m) {}
+  const WT* conv(int l) const {
+    return static_cast<const WT*>(m.wconv) + (size_t)l * 2 * m.Hp * m.K * m.Rp;
+  }
+  // past = init + older taps (taps: (K - 1) Rp per stream).
+  void conv_old(int l, int nb, const float* taps, float* past, const float* init, int is) {
+    const int G2 = 2 * m.Hp, st = (m.K - 1) * m.Rp;
+    if (m.K == 1) {
+      for (int s = 0; s < nb; ++s) std::memcpy(past + s * G2, init + s * is, sizeof(float) * G2);
+      return;
+    }
+    matvec_n<WT>(nb, conv(l), 0, G2 / VW, st, m.K * m.Rp, taps, st, past, G2, init, is);
+  }
+  // a = past + newest tap (h: Rp per stream).
+  void conv_new(int l, int nb, const float* h, float* a, const float* past) {
+    const int G2 = 2 * m.Hp;
+    matvec_n<WT>(nb, conv(l) + (size_t)(m.K - 1) * m.Rp * VW, 0, G2 / VW, m.Rp, m.K * m.Rp,
+                 h, m.Rp, a, G2, past, G2);
+  }
+  // Rows [p0, p1) panels of the residual/skip projection of z (Hp per stream).
+  void rs(int l, int p0, int p1, int nb, const float* z, float* y, int ys) {
+    const int RS = m.Rp + m.Sp;
+    matvec_n<WT>(nb, static_cast<const WT*>(m.wrs) + (size_t)l * RS * m.Hp, p0, p1, m.Hp, m.Hp,
+                 z, m.Hp, y, ys, m.brs + (size_t)l * RS, 0);
   }
 };
 
-// Column split of the residual/skip matrix (and row split of each gate half):
-// columns [0, hs) and [hs, Hp).  Every path sums the two halves separately and
-// then adds them, so the split-step (two threads) and batched paths round the
-// same way and a batch equals its utterances one by one.
-inline int half_split(const WnModel& m) { return (m.Hp / VW / 2) * VW; }
+// The same with int8 weights (see quantize): activations quantized per vector.
+struct Quant {
+  typedef float Head;
+  const WnModel& m;
+  std::vector<uint8_t> xq;
+  std::vector<float> sx;
+  Quant(const WnModel& m, int nb)
+      : m(m), xq((size_t)nb * std::max(m.Rp, m.Hp)), sx(nb) {}
+  void mv(int nb, const int8_t* W, const float* sr, const int32_t* cs, int p0, int p1,
+          int cols, const float* x, int xs, float* y, int ys, const float* init, int is) {
+    for (int s = 0; s < nb; ++s) sx[s] = quantize(x + (size_t)s * xs, cols, xq.data() + s * cols);
+    for_blocks(nb, [&](int g, auto S) {
+      matvec_q<decltype(S)::value>(W, p0, p1, cols, xq.data() + (size_t)g * cols, cols,
+                                   sx.data() + g, y + (size_t)g * ys, ys,
+                                   init + (size_t)g * is, is, sr, cs);
+    });
+  }
+  void tap(int l, int k, int nb, const float* x, int xs, float* y, const float* init, int is) {
+    const int G2 = 2 * m.Hp;
+    const size_t i = (size_t)l * m.K + k;
+    mv(nb, m.qconv + i * G2 * m.Rp, m.qconv_s + i * G2, m.qconv_c + i * G2, 0, G2 / VW, m.Rp,
+       x, xs, y, G2, init, is);
+  }
+  void conv_old(int l, int nb, const float* taps, float* past, const float* init, int is) {
+    const int G2 = 2 * m.Hp, st = (m.K - 1) * m.Rp;
+    if (m.K == 1)
+      for (int s = 0; s < nb; ++s) std::memcpy(past + s * G2, init + s * is, sizeof(float) * G2);
+    for (int k = 0; k < m.K - 1; ++k)
+      tap(l, k, nb, taps + k * m.Rp, st, past, k == 0 ? init : past, k == 0 ? is : G2);
+  }
+  void conv_new(int l, int nb, const float* h, float* a, const float* past) {
+    tap(l, m.K - 1, nb, h, m.Rp, a, past, 2 * m.Hp);
+  }
+  void rs(int l, int p0, int p1, int nb, const float* z, float* y, int ys) {
+    const int RS = m.Rp + m.Sp;
+    const size_t i = (size_t)l * RS;
+    mv(nb, m.qrs + i * m.Hp, m.qrs_s + i, m.qrs_c + i, p0, p1, m.Hp, z, m.Hp, y, ys,
+       m.brs + i, 0);
+  }
+};
 
 // Conditioning rows [r0, r1) of layer l for stream b at local step i (frame mode).
 inline void cond_rows(const WnModel& m, const WnCall& c, int b, int64_t i, int l,
@@ -312,6 +502,20 @@ inline void cond_rows(const WnModel& m, const WnCall& c, int b, int64_t i, int l
   }
 }
 
+// Conditioning of layer l at local step i for streams [b0, b0 + nb): a pointer
+// with its stream stride ``is`` (computed into ``ci`` in frame mode).
+inline const float* cond_init(const WnModel& m, const WnCall& c, int b0, int nb, int64_t i,
+                              int l, float* ci, int& is) {
+  const int G2 = 2 * m.Hp;
+  if (c.cond_mode) {
+    for (int s = 0; s < nb; ++s) cond_rows(m, c, b0 + s, i, l, 0, G2, ci + s * G2);
+    is = G2;
+    return ci;
+  }
+  is = (int)c.cond_bstride;
+  return c.cond + i * c.cond_tstride + b0 * c.cond_bstride + (size_t)l * G2;
+}
+
 inline void embed(const WnModel& m, int cls, float x, float* h) {
   if (m.input_type == 0) {
     std::memcpy(h, m.emb_w + (size_t)cls * m.Rp, sizeof(float) * m.Rp);
@@ -321,153 +525,124 @@ inline void embed(const WnModel& m, int cls, float x, float* h) {
   }
 }
 
-// Gate rows are packed by halves: [filter 0:hs, gate 0:hs, filter hs:Hp, gate
-// hs:Hp], so each thread of the split step owns one contiguous block of rows.
-inline void gate(const float* a, float* z, int z0, int z1) {
-  const int n = z1 - z0;
-  const float* f = a + 2 * z0;
+// Gate rows: filter half (n rows) then gate half.
+inline void gate(const float* a, float* z, int n) {
   for (int i = 0; i < n; i += VW)
-    vstore(z + z0 + i, vtanh(vload(f + i)) * vsigmoid(vload(f + n + i)));
+    vstore(z + i, vtanh(vload(a + i)) * vsigmoid(vload(a + n + i)));
 }
 
-inline void residual(float* h, const float* ra, const float* rb, int Rp) {
+inline void residual(float* h, const float* r, int Rp) {
   const float sq = std::sqrt(0.5f);
-  for (int i = 0; i < Rp; i += VW) vstore(h + i, (vload(h + i) + (vload(ra + i) + vload(rb + i))) * sq);
+  for (int i = 0; i < Rp; i += VW) vstore(h + i, (vload(h + i) + vload(r + i)) * sq);
 }
 
 inline void accumulate(float* sk, const float* r, int n) {
   for (int i = 0; i < n; i += VW) vstore(sk + i, vload(sk + i) + vload(r + i));
 }
 
-inline void skip_out(const WnModel& m, const float* sa, const float* sb, float* sk) {
-  for (int i = 0; i < m.Sp; i += VW) {
-    v16 v = (vload(sa + i) + vload(sb + i)) * m.skip_scale;
-    vstore(sk + i, v > 0.0f ? v : 0.0f);
-  }
-}
-
-inline void relu(float* o, int n) {
+inline void relu(float* o, int n, float scale = 1.0f) {
   for (int i = 0; i < n; i += VW) {
-    v16 v = vload(o + i);
+    v16 v = vload(o + i) * scale;
     vstore(o + i, v > 0.0f ? v : 0.0f);
   }
 }
 
-inline void write_ring(const WnCall& c, int b, int64_t off, int32_t mask, int64_t t,
-                       const float* h, int r0, int r1, int Rp) {
-  float* ring = c.rings + b * c.ring_bstride + off;
-  std::memcpy(ring + (t & mask) * Rp + r0, h + r0, sizeof(float) * (r1 - r0));
+inline void write_ring(const WnCall& c, int b, int l, int64_t t, const float* h, int Rp) {
+  float* ring = c.rings + b * c.ring_bstride + c.ring_off[l];
+  std::memcpy(ring + (t & c.ring_mask[l]) * Rp, h, sizeof(float) * Rp);
 }
 
-inline void read_taps(const WnCall& c, int b, int64_t off, int32_t mask, int64_t t,
-                      int64_t d, int K, const float* h, float* taps, int Rp) {
-  const float* ring = c.rings + b * c.ring_bstride + off;
-  for (int k = 0; k < K - 1; ++k)
-    std::memcpy(taps + k * Rp, ring + ((t - (K - 1 - k) * d) & mask) * Rp, sizeof(float) * Rp);
-  std::memcpy(taps + (K - 1) * Rp, h, sizeof(float) * Rp);
+// The K - 1 older taps of layer l at absolute time t, per stream.
+inline void older_taps(const WnModel& m, const WnCall& c, int b0, int nb, int l, int64_t t,
+                       float* taps) {
+  const int K = m.K, Rp = m.Rp, st = (K - 1) * Rp;
+  const int64_t d = m.dil[l];
+  for (int s = 0; s < nb; ++s) {
+    const float* ring = c.rings + (b0 + s) * c.ring_bstride + c.ring_off[l];
+    for (int k = 0; k < K - 1; ++k)
+      std::memcpy(taps + s * st + k * Rp, ring + ((t - (K - 1 - k) * d) & c.ring_mask[l]) * Rp,
+                  sizeof(float) * Rp);
+  }
 }
 
-template <typename WT, int S>
-void run_group(const WnModel& m, const WnCall& c, int b0, Work& w) {
-  const int L = m.L, K = m.K, Rp = m.Rp, Hp = m.Hp, Sp = m.Sp, Op = m.Op;
-  const int G2 = 2 * Hp, RS = Rp + Sp, KR = K * Rp, hs = half_split(m);
-  const WT* wconv = static_cast<const WT*>(m.wconv);
-  const WT* wrs = static_cast<const WT*>(m.wrs);
-  const WT* w1 = static_cast<const WT*>(m.w1);
-  const WT* w2 = static_cast<const WT*>(m.w2);
-  const size_t conv_sz = (size_t)G2 * KR, rs_sz = (size_t)RS * Hp;
+// Skip sums -> logits (the output head), nb streams.
+template <typename HT>
+void head(const WnModel& m, int nb, float* skip, float* o1, float* lgs) {
+  const int Sp = m.Sp, Op = m.Op;
+  for (int s = 0; s < nb; ++s) relu(skip + s * Sp, Sp, m.skip_scale);
+  matvec_n<HT>(nb, static_cast<const HT*>(m.w1), 0, Sp / VW, Sp, Sp, skip, Sp, o1, Sp, m.b1, 0);
+  for (int s = 0; s < nb; ++s) relu(o1 + s * Sp, Sp);
+  matvec_n<HT>(nb, static_cast<const HT*>(m.w2), 0, Op / VW, Sp, Sp, o1, Sp, lgs, Op, m.b2, 0);
+}
+
+// Draw stream b's sample of ``step`` from its logits and set its next input.
+inline void draw(const WnModel& m, const WnCall& c, int b, int step, const float* lg,
+                 float* work) {
+  if (c.logits)
+    std::memcpy(c.logits + b * c.logits_bstride + (size_t)step * m.O, lg, sizeof(float) * m.O);
+  const float* u = c.noise + b * c.noise_bstride + (int64_t)step * c.noise_dim;
+  int cls = 0;
+  const float x = sample_one(m, c, lg, u, &cls, work);
+  c.out[b * c.out_bstride + step] = x;
+  if (c.forced_cls) {
+    c.prev_cls[b] = c.forced_cls[b * c.forced_bstride + step];
+    c.prev_x[b] = c.forced_x[b * c.forced_bstride + step];
+  } else {
+    c.prev_cls[b] = cls;
+    c.prev_x[b] = x;
+  }
+}
+
+// Per-stream scratch, all rows padded.
+struct Scratch {
+  std::vector<float> h, taps, ci, past, a, z, r, skip, o1, lg, smp;
+  Scratch(const WnModel& m, int nb)
+      : h((size_t)nb * m.Rp), taps((size_t)nb * std::max(1, m.K - 1) * m.Rp),
+        ci((size_t)nb * 2 * m.Hp), past((size_t)nb * 2 * m.Hp), a((size_t)nb * 2 * m.Hp),
+        z((size_t)nb * m.Hp), r((size_t)nb * (m.Rp + m.Sp)), skip((size_t)nb * m.Sp),
+        o1((size_t)nb * m.Sp), lg((size_t)nb * m.Op), smp(4 * m.Op + 64) {}
+};
+
+// One thread, streams [b0, b1): every layer for every stream, step by step.
+template <typename Ops>
+void run_range(const WnModel& m, const WnCall& c, int b0, int b1) {
+  const int nb = b1 - b0, L = m.L, Rp = m.Rp, Hp = m.Hp, Sp = m.Sp, RS = Rp + Sp;
+  Ops ops(m, nb);
+  Scratch w(m, nb);
   for (int step = 0; step < c.n_steps; ++step) {
     const int64_t t = c.t0 + step;
-    for (int s = 0; s < S; ++s) {
-      const int b = b0 + s;
-      embed(m, c.prev_cls[b], c.prev_x[b], w.h + s * w.sh);
-      std::memset(w.skip + s * w.ss, 0, sizeof(float) * Sp);
-      std::memset(w.skip2 + s * w.ss, 0, sizeof(float) * Sp);
-    }
-    const int64_t ic = t - c.cond_t0;
-    const float* cond0 = c.cond_mode ? nullptr : c.cond + ic * c.cond_tstride + b0 * c.cond_bstride;
+    for (int s = 0; s < nb; ++s) embed(m, c.prev_cls[b0 + s], c.prev_x[b0 + s], &w.h[s * Rp]);
+    std::fill(w.skip.begin(), w.skip.end(), 0.0f);
     for (int l = 0; l < L; ++l) {
-      const int64_t d = m.dil[l];
-      const int32_t mask = c.ring_mask[l];
-      for (int s = 0; s < S; ++s) {
-        const float* h = w.h + s * w.sh;
-        write_ring(c, b0 + s, c.ring_off[l], mask, t, h, 0, Rp, Rp);
-        read_taps(c, b0 + s, c.ring_off[l], mask, t, d, K, h, w.taps + s * w.st, Rp);
-      }
-      const float* init;
+      for (int s = 0; s < nb; ++s) write_ring(c, b0 + s, l, t, &w.h[s * Rp], Rp);
+      older_taps(m, c, b0, nb, l, t, w.taps.data());
       int is;
-      if (c.cond_mode) {
-        for (int s = 0; s < S; ++s) cond_rows(m, c, b0 + s, ic, l, 0, G2, w.ci + s * w.sa);
-        init = w.ci, is = w.sa;
-      } else {
-        init = cond0 + (size_t)l * G2, is = (int)c.cond_bstride;
-      }
-      matvec<WT, S>(wconv + l * conv_sz, 0, G2 / VW, KR, KR, w.taps, w.st, w.a, w.sa, init, is);
-      for (int s = 0; s < S; ++s) {
-        gate(w.a + s * w.sa, w.z + s * w.sz, 0, hs);
-        gate(w.a + s * w.sa, w.z + s * w.sz, hs, Hp);
-      }
-      const WT* wl = wrs + l * rs_sz;
-      matvec<WT, S>(wl, 0, RS / VW, hs, Hp, w.z, w.sz, w.rs, w.srs, m.brs + (size_t)l * RS, 0);
-      matvec<WT, S>(wl + (size_t)hs * VW, 0, RS / VW, Hp - hs, Hp, w.z + hs, w.sz, w.rs2, w.srs,
-                    w.zero, 0);
-      for (int s = 0; s < S; ++s) {
-        const float* ra = w.rs + s * w.srs;
-        const float* rb = w.rs2 + s * w.srs;
-        residual(w.h + s * w.sh, ra, rb, Rp);
-        accumulate(w.skip + s * w.ss, ra + Rp, Sp);
-        accumulate(w.skip2 + s * w.ss, rb + Rp, Sp);
+      const float* init = cond_init(m, c, b0, nb, step, l, w.ci.data(), is);
+      ops.conv_old(l, nb, w.taps.data(), w.past.data(), init, is);
+      ops.conv_new(l, nb, w.h.data(), w.a.data(), w.past.data());
+      for (int s = 0; s < nb; ++s) gate(&w.a[s * 2 * Hp], &w.z[s * Hp], Hp);
+      ops.rs(l, 0, RS / VW, nb, w.z.data(), w.r.data(), RS);
+      for (int s = 0; s < nb; ++s) {
+        residual(&w.h[s * Rp], &w.r[s * RS], Rp);
+        accumulate(&w.skip[s * Sp], &w.r[s * RS + Rp], Sp);
       }
     }
-    for (int s = 0; s < S; ++s)
-      skip_out(m, w.skip + s * w.ss, w.skip2 + s * w.ss, w.skip + s * w.ss);
-    matvec<WT, S>(w1, 0, Sp / VW, Sp, Sp, w.skip, w.ss, w.o1, w.ss, m.b1, 0);
-    for (int s = 0; s < S; ++s) relu(w.o1 + s * w.ss, Sp);
-    matvec<WT, S>(w2, 0, Op / VW, Sp, Sp, w.o1, w.ss, w.lg, w.so, m.b2, 0);
-    for (int s = 0; s < S; ++s) {
-      const int b = b0 + s;
-      const float* lg = w.lg + s * w.so;
-      if (c.logits)
-        std::memcpy(c.logits + b * c.logits_bstride + (size_t)step * m.O, lg,
-                    sizeof(float) * m.O);
-      const float* u = c.noise + b * c.noise_bstride + (int64_t)step * c.noise_dim;
-      int cls = 0;
-      const float x = sample_one(m, c, lg, u, &cls, w.smp);
-      c.out[b * c.out_bstride + step] = x;
-      c.prev_cls[b] = cls;
-      c.prev_x[b] = x;
-    }
+    head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
+    for (int s = 0; s < nb; ++s) draw(m, c, b0 + s, step, &w.lg[s * m.Op], w.smp.data());
   }
 }
 
-template <typename WT>
-void run_range(const WnModel& m, const WnCall& c, int b0, int b1) {
-  Work w(m, SMAX);
-  for (int b = b0; b < b1;) {
-    const int n = std::min(SMAX, b1 - b);
-    switch (n) {
-      case 1: run_group<WT, 1>(m, c, b, w); break;
-      case 2: run_group<WT, 2>(m, c, b, w); break;
-      case 3: run_group<WT, 3>(m, c, b, w); break;
-      case 4: run_group<WT, 4>(m, c, b, w); break;
-#if defined(__AVX512F__)
-      case 5: run_group<WT, 5>(m, c, b, w); break;
-      case 6: run_group<WT, 6>(m, c, b, w); break;
-      case 7: run_group<WT, 7>(m, c, b, w); break;
-      case 8: run_group<WT, 8>(m, c, b, w); break;
-#endif
-    }
-    b += n;
-  }
-}
-
-// ----------------------------------------------------------- split step
-// One stream, two threads: thread t owns half of every gate half's rows (so
-// half of the z vector) and the matching half of the residual/skip matrix's
-// columns, so each thread reads half of every layer's weights (they stay in
-// its own L2).  One exchange per layer: the two partial residual/skip sums.
-// The output head: out1 is computed by both, out2's rows are split, and both
-// threads sample the same value from the shared logits.
+// ------------------------------------------------------ two-thread pipeline
+// The step's work is cut along the dependency chain, not along the rows.  Of a
+// layer's dilated conv, only the newest tap depends on the sample just drawn:
+// the older taps' product (plus the conditioning) for step t+1 can be formed as
+// soon as step t's layer input exists.  So thread A runs the critical chain
+// (newest tap, gate, residual) and thread B, one layer behind, everything that
+// can lag: the older taps for the next step, the skip projection, the head and
+// the sampling.  Each thread reads only its own half of the weights (they stay
+// in its L2), and the threads meet once per sample, not once per layer: A
+// publishes a counter after each layer's gate, B one when the sample is drawn.
+// Both paths run the same products in the same order, so they round the same.
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
@@ -480,119 +655,118 @@ struct alignas(64) Flag {
   char pad[64 - sizeof(std::atomic<int64_t>)];
 };
 
-// Two-party barrier: publish my count, spin until the other has reached it.
-// Spins with pause; after a while yields the core (a loaded machine may have
-// descheduled the other thread, and spinning would only delay it).
+// Spin until ``f`` reaches ``k``; after a while yield the core (a loaded
+// machine may have descheduled the other thread, and spinning only delays it).
+inline void wait_for(const Flag& f, int64_t k) {
+  int spins = 0;
+  while (f.v.load(std::memory_order_acquire) < k) {
+    cpu_relax();
+    if (++spins > 256) {
+      std::this_thread::yield();
+      spins = 0;
+    }
+  }
+}
+
+// Two-party barrier (only for wn_barrier_bench: the cost of one exchange).
 struct Barrier2 {
   Flag f[2];
   void wait(int tid, int64_t k) {
     f[tid].v.store(k, std::memory_order_release);
-    int spins = 0;
-    while (f[1 - tid].v.load(std::memory_order_acquire) < k) {
-      cpu_relax();
-      if (++spins > 256) {
-        std::this_thread::yield();
-        spins = 0;
-      }
-    }
+    wait_for(f[1 - tid], k);
   }
 };
 
-struct SplitShared {
-  Barrier2 bar;
-  std::vector<float> part[2][2];  // [thread][parity] partial residual/skip sums
-  std::vector<float> skip[2];
-  std::vector<float> lg;
-  SplitShared(const WnModel& m) {
-    for (auto& pt : part)
-      for (auto& v : pt) v.assign(m.Rp + m.Sp, 0.0f);
-    for (auto& v : skip) v.assign(m.Sp, 0.0f);
-    lg.assign(m.Op, 0.0f);
-  }
+struct PipeShared {
+  Flag prog;   // A: layers gated, step * L + l + 1
+  Flag ready;  // B: s + 1 when step s may start (its older-tap sums are ready)
+  std::vector<float> past;  // [2 (step parity)][L][nb][2 Hp]
+  std::vector<float> z;     // [L][nb][Hp]
+  PipeShared(const WnModel& m, int nb)
+      : past((size_t)2 * m.L * nb * 2 * m.Hp, 0.0f), z((size_t)m.L * nb * m.Hp, 0.0f) {}
 };
 
-template <typename WT>
-void run_split(const WnModel& m, const WnCall& c, int tid, SplitShared& sh) {
-  const int L = m.L, K = m.K, Rp = m.Rp, Hp = m.Hp, Sp = m.Sp, Op = m.Op;
-  const int G2 = 2 * Hp, RS = Rp + Sp, KR = K * Rp, hs = half_split(m);
-  const WT* wconv = static_cast<const WT*>(m.wconv);
-  const WT* wrs = static_cast<const WT*>(m.wrs);
-  const WT* w1 = static_cast<const WT*>(m.w1);
-  const WT* w2 = static_cast<const WT*>(m.w2);
-  const size_t conv_sz = (size_t)G2 * KR, rs_sz = (size_t)RS * Hp;
-  Work w(m, 1);
-  const int z0 = tid == 0 ? 0 : hs, z1 = tid == 0 ? hs : Hp;  // my z rows / rs columns
-  const int hr0 = tid == 0 ? 0 : Rp / 2, hr1 = tid == 0 ? Rp / 2 : Rp;  // my ring rows
-  const int op_half = (Op / VW) / 2;
-  const int o0 = tid == 0 ? 0 : op_half, o1 = tid == 0 ? op_half : Op / VW;
-  int64_t k = 0;  // barrier count
-  int cls = c.prev_cls[0];
-  float x = c.prev_x[0];
+// Thread A: embed, then per layer the newest tap, the gate and the residual.
+template <typename Ops>
+void pipe_a(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
+  const int L = m.L, Rp = m.Rp, Hp = m.Hp, G2 = 2 * Hp;
+  Ops ops(m, nb);
+  Scratch w(m, nb);
   for (int step = 0; step < c.n_steps; ++step) {
     const int64_t t = c.t0 + step;
-    embed(m, cls, x, w.h);
-    std::memset(w.skip, 0, sizeof(float) * Sp);
-    const int64_t ic = t - c.cond_t0;
-    const float* cond0 = c.cond_mode ? nullptr : c.cond + ic * c.cond_tstride;
+    wait_for(sh.ready, step + 1);
+    for (int s = 0; s < nb; ++s) embed(m, c.prev_cls[b0 + s], c.prev_x[b0 + s], &w.h[s * Rp]);
+    const float* past = sh.past.data() + (size_t)(step & 1) * L * nb * G2;
     for (int l = 0; l < L; ++l) {
-      const int64_t d = m.dil[l];
-      const int32_t mask = c.ring_mask[l];
-      write_ring(c, 0, c.ring_off[l], mask, t, w.h, hr0, hr1, Rp);
-      read_taps(c, 0, c.ring_off[l], mask, t, d, K, w.h, w.taps, Rp);
-      const float* init;
-      if (c.cond_mode) {
-        cond_rows(m, c, 0, ic, l, 2 * z0, 2 * z1, w.ci);
-        init = w.ci;
-      } else {
-        init = cond0 + (size_t)l * G2;
-      }
-      const WT* wc = wconv + l * conv_sz;
-      matvec<WT, 1>(wc, 2 * z0 / VW, 2 * z1 / VW, KR, KR, w.taps, 0, w.a, 0, init, 0);
-      gate(w.a, w.z, z0, z1);
-      const WT* wl = wrs + l * rs_sz;
-      float* mine = sh.part[tid][k & 1].data();
-      if (tid == 0)
-        matvec<WT, 1>(wl, 0, RS / VW, hs, Hp, w.z, 0, mine, 0, m.brs + (size_t)l * RS, 0);
-      else
-        matvec<WT, 1>(wl + (size_t)hs * VW, 0, RS / VW, Hp - hs, Hp, w.z + hs, 0, mine, 0,
-                      w.zero, 0);
-      accumulate(w.skip, mine + Rp, Sp);
-      sh.bar.wait(tid, ++k);
-      const float* pa = sh.part[0][(k - 1) & 1].data();
-      const float* pb = sh.part[1][(k - 1) & 1].data();
-      residual(w.h, pa, pb, Rp);
-    }
-    std::memcpy(sh.skip[tid].data(), w.skip, sizeof(float) * Sp);
-    sh.bar.wait(tid, ++k);
-    skip_out(m, sh.skip[0].data(), sh.skip[1].data(), w.skip);
-    matvec<WT, 1>(w1, 0, Sp / VW, Sp, Sp, w.skip, 0, w.o1, 0, m.b1, 0);
-    relu(w.o1, Sp);
-    matvec<WT, 1>(w2, o0, o1, Sp, Sp, w.o1, 0, sh.lg.data(), 0, m.b2, 0);
-    sh.bar.wait(tid, ++k);
-    const float* lg = sh.lg.data();
-    const float* u = c.noise + (int64_t)step * c.noise_dim;
-    x = sample_one(m, c, lg, u, &cls, w.smp);
-    if (tid == 0) {
-      if (c.logits)
-        std::memcpy(c.logits + (size_t)step * m.O, lg, sizeof(float) * m.O);
-      c.out[step] = x;
+      for (int s = 0; s < nb; ++s) write_ring(c, b0 + s, l, t, &w.h[s * Rp], Rp);
+      ops.conv_new(l, nb, w.h.data(), w.a.data(), past + (size_t)l * nb * G2);
+      float* z = sh.z.data() + (size_t)l * nb * Hp;
+      for (int s = 0; s < nb; ++s) gate(&w.a[s * G2], z + s * Hp, Hp);
+      sh.prog.v.store((int64_t)step * L + l + 1, std::memory_order_release);
+      if (l == L - 1) break;  // the last layer only feeds the skips
+      ops.rs(l, 0, Rp / VW, nb, z, w.r.data(), Rp);
+      for (int s = 0; s < nb; ++s) residual(&w.h[s * Rp], &w.r[s * Rp], Rp);
     }
   }
-  if (tid == 0) {
-    c.prev_cls[0] = cls;
-    c.prev_x[0] = x;
+}
+
+// Thread B: older taps of the next step, skips, head and sampling.
+template <typename Ops>
+void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
+  const int L = m.L, Rp = m.Rp, Hp = m.Hp, Sp = m.Sp, G2 = 2 * Hp;
+  Ops ops(m, nb);
+  Scratch w(m, nb);
+  const size_t pstride = (size_t)L * nb * G2;
+  // Older taps of layer l for local step i into that step's parity buffer.
+  auto older = [&](int64_t i, int l) {
+    older_taps(m, c, b0, nb, l, c.t0 + i, w.taps.data());
+    int is;
+    const float* init = cond_init(m, c, b0, nb, i, l, w.ci.data(), is);
+    ops.conv_old(l, nb, w.taps.data(),
+                 sh.past.data() + (size_t)(i & 1) * pstride + (size_t)l * nb * G2, init, is);
+  };
+  for (int l = 0; l < L; ++l) older(0, l);
+  sh.ready.v.store(1, std::memory_order_release);
+  for (int step = 0; step < c.n_steps; ++step) {
+    std::fill(w.skip.begin(), w.skip.end(), 0.0f);
+    for (int l = 0; l < L; ++l) {
+      wait_for(sh.prog, (int64_t)step * L + l + 1);
+      // Skip rows only (y offset so that row Rp lands at r[0]).
+      ops.rs(l, Rp / VW, (Rp + Sp) / VW, nb, sh.z.data() + (size_t)l * nb * Hp,
+             w.r.data() - Rp, Sp);
+      for (int s = 0; s < nb; ++s) accumulate(&w.skip[s * Sp], &w.r[s * Sp], Sp);
+      if (step + 1 < c.n_steps) older(step + 1, l);
+    }
+    head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
+    for (int s = 0; s < nb; ++s) draw(m, c, b0 + s, step, &w.lg[s * m.Op], w.smp.data());
+    sh.ready.v.store(step + 2, std::memory_order_release);
   }
+}
+
+template <typename Ops>
+void run_pipe(const WnModel& m, const WnCall& c, int b0, int b1) {
+  PipeShared sh(m, b1 - b0);
+  std::thread other(pipe_b<Ops>, std::cref(m), std::cref(c), b0, b1 - b0, std::ref(sh));
+  pipe_a<Ops>(m, c, b0, b1 - b0, sh);
+  other.join();
+}
+
+typedef void (*RangeFn)(const WnModel&, const WnCall&, int, int);
+
+// The runner of a precision: ``pipe`` the two-thread pipeline, else one thread.
+inline RangeFn runner(const WnModel& m, bool pipe) {
+  if (m.prec == 2) return pipe ? run_pipe<Quant> : run_range<Quant>;
+  if (m.prec == 1) return pipe ? run_pipe<Dense<uint16_t>> : run_range<Dense<uint16_t>>;
+  return pipe ? run_pipe<Dense<float>> : run_range<Dense<float>>;
 }
 
 }  // namespace
 
 extern "C" double wn_barrier_bench(int64_t n) {
   // Nanoseconds per two-thread barrier (a measurement aid for the profile).
-  SplitShared* sh = nullptr;
-  struct Holder { Barrier2 bar; } hold;
-  (void)sh;
+  Barrier2 bar;
   auto body = [&](int tid) {
-    for (int64_t k = 1; k <= n; ++k) hold.bar.wait(tid, k);
+    for (int64_t k = 1; k <= n; ++k) bar.wait(tid, k);
   };
   auto t0 = std::chrono::steady_clock::now();
   std::thread other(body, 1);
@@ -602,24 +776,23 @@ extern "C" double wn_barrier_bench(int64_t n) {
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / (double)n;
 }
 
+extern "C" int wn_has_vnni() {
+#if defined(__AVX512VNNI__)
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 extern "C" int wn_run(const WnModel* m, const WnCall* c) {
   if (m->Rp % VW || m->Hp % VW || m->Sp % VW || m->Op % VW) return 1;
   if (c->cond_mode && (!c->frames || !c->fidx || !c->coef || !c->base)) return 2;
-  if (c->B == 1 && c->split && c->n_threads >= 2) {
-    SplitShared sh(*m);
-    auto fn = m->half ? run_split<uint16_t> : run_split<float>;
-    std::thread other(fn, std::cref(*m), std::cref(*c), 1, std::ref(sh));
-    fn(*m, *c, 0, sh);
-    other.join();
-    return 0;
-  }
-  auto fn = m->half ? run_range<uint16_t> : run_range<float>;
-  const int nt = std::max(1, std::min(c->n_threads, c->B));
-  if (nt == 1) {
-    fn(*m, *c, 0, c->B);
-    return 0;
-  }
-  // Split the batch into contiguous, balanced ranges, one per thread.
+  if (m->prec == 2 && (!m->qconv || !m->qrs)) return 3;
+  // Pipelined pairs of threads (or single threads), each on a contiguous,
+  // balanced range of the batch.
+  const bool pipe = c->split && c->n_threads >= 2;
+  RangeFn fn = runner(*m, pipe);
+  const int nt = std::max(1, std::min(pipe ? c->n_threads / 2 : c->n_threads, c->B));
   std::vector<std::thread> pool;
   int b = 0;
   for (int i = 0; i < nt; ++i) {

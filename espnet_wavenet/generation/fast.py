@@ -16,6 +16,7 @@ utterances one by one whatever the thread layout.
 """
 
 import ctypes
+import logging
 import math
 import os
 import time
@@ -39,6 +40,7 @@ COND_BUDGET = 8 * 1024 * 1024
 CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
 SPLIT_MAX_BARRIER_NS = 500.0  # above this, L + 2 exchanges a sample cost about what they save
 SPLIT_PROBE_EVERY_S = 30.0
+PRECISIONS = ("float32", "float16", "int8")  # the kernel's WnModel.prec codes
 
 _p = ctypes.c_void_p
 
@@ -47,13 +49,14 @@ class _Model(ctypes.Structure):
     _fields_ = [
         *[(n, ctypes.c_int32) for n in ("L", "K", "Rp", "Hp", "Sp", "Op", "O")],
         *[(n, ctypes.c_int32) for n in ("input_type", "dist", "n_mix", "n_classes")],
-        ("half", ctypes.c_int32),
+        ("prec", ctypes.c_int32),
         ("skip_scale", ctypes.c_float),
         *[
             (n, _p)
             for n in (
                 "dil", "emb_w", "emb_b", "wconv", "wrs", "brs",
                 "w1", "b1", "w2", "b2", "dec", "enc",
+                "qconv", "qconv_s", "qconv_c", "qrs", "qrs_s", "qrs_c",
             )
         ],
     ]
@@ -93,6 +96,9 @@ class _Call(ctypes.Structure):
         ("coef_bstride", ctypes.c_int64),
         ("base", _p),
         ("split", ctypes.c_int32),
+        ("forced_cls", _p),
+        ("forced_x", _p),
+        ("forced_bstride", ctypes.c_int64),
     ]
 
 
@@ -120,24 +126,24 @@ def _panels(w: torch.Tensor, rows_p: int) -> torch.Tensor:
 
 
 def _split_gate(w: torch.Tensor, hp: int) -> torch.Tensor:
-    """(G, ...) -> (2 hp, ...): filter half padded to hp, then gate half, rows
-    then reordered by halves (:func:`_by_halves`)."""
+    """(G, ...) -> (2 hp, ...): filter half padded to hp, then gate half."""
     h = w.shape[0] // 2
     out = w.new_zeros(2 * hp, *w.shape[1:])
     out[:h] = w[:h]
     out[hp : hp + h] = w[h:]
-    return _by_halves(out, hp)
+    return out
 
 
-def _by_halves(x: torch.Tensor, hp: int) -> torch.Tensor:
-    """[filter (hp), gate (hp)] rows -> [filter[:hs], gate[:hs], filter[hs:], gate[hs:]]:
-    each thread of the split step owns one contiguous block (see the kernel's gate())."""
-    hs = (hp // PANEL // 2) * PANEL
-    idx = torch.cat([
-        torch.arange(0, hs), hp + torch.arange(0, hs),
-        torch.arange(hs, hp), hp + torch.arange(hs, hp),
-    ])
-    return x[idx]
+def _quantize(w: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded (rows, cols) float matrix -> int8 panels for the kernel's VNNI
+    products (16 rows, columns in groups of 4), per-row scales and 128 * row sums."""
+    rows, cols = w.shape
+    scale = w.abs().amax(dim=1) / 127.0
+    q = torch.where(scale[:, None] > 0, w / scale.clamp(min=1e-30)[:, None], torch.zeros_like(w))
+    q = q.round().clamp(-127, 127).to(torch.int8)
+    csum = (q.to(torch.int32).sum(dim=1) * 128).to(torch.int32)
+    panels = q.reshape(rows // PANEL, PANEL, cols // 4, 4).transpose(1, 2).contiguous()
+    return panels.reshape(-1), scale.float().contiguous(), csum.contiguous()
 
 
 def _pad_vec(v: Optional[torch.Tensor], n: int) -> torch.Tensor:
@@ -154,15 +160,21 @@ class FastGenerator:
         net: the WaveNet (on the CPU).
         dist: its output distribution.
         threads: worker threads across the batch (default: torch's thread count).
-        half: store matrix weights as float16 (halves weight memory traffic;
-            not exact vs the reference, so off by default).
-        split: with one stream and two or more threads, share every step
-            between two threads (each owns half of every layer's weights; one
-            spin-barrier exchange per layer). None (default): only when a probe
-            barrier is cheap (< SPLIT_MAX_BARRIER_NS; re-probed every
-            SPLIT_PROBE_EVERY_S): when another process holds a core a barrier
-            costs microseconds and splitting is slower. The output is bitwise
-            the same either way.
+        precision: the layers' matrix weights: "float32" (default; equals the
+            reference), "float16" (half the weight memory traffic) or "int8"
+            (a quarter; per-row weight scales, activations quantized per vector
+            on the fly, AVX-512 VNNI products; the output head stays float32).
+            The lower precisions are not exact: their samples leave the float32
+            ones within a few hundred steps, like another seed would, and
+            ``bin/benchmark.py --quality_model`` measures what they cost in
+            likelihood on real speech.
+        split: with two or more threads, run each pair of threads as a
+            pipeline (one the critical chain of every layer, the other the
+            older taps, skips, head and sampling; see the kernel), meeting once
+            per sample. None (default): only when a probe spin barrier is cheap
+            (< SPLIT_MAX_BARRIER_NS; re-probed every SPLIT_PROBE_EVERY_S): when
+            another process holds a core, spinning costs microseconds. The
+            output is bitwise the same either way.
     """
 
     def __init__(
@@ -170,7 +182,7 @@ class FastGenerator:
         net: WaveNet,
         dist: Distribution,
         threads: Optional[int] = None,
-        half: bool = False,
+        precision: str = "float32",
         split: Optional[bool] = None,
     ):
         self.lib = extension.load_library()
@@ -187,7 +199,11 @@ class FastGenerator:
         self.net = net.eval()
         self.dist = dist
         self.threads = threads or torch.get_num_threads()
-        self.half = half
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+        if precision == "int8" and not self.lib.wn_has_vnni():
+            logging.warning("no AVX-512 VNNI on this CPU: int8 runs a slow portable loop")
+        self.precision = precision
         self.split = split
         self._key = None
 
@@ -211,7 +227,7 @@ class FastGenerator:
             net.out_channels,
         )
         Rp, Hp, Sp, Op = _pad(R), _pad(G // 2), _pad(S), _pad(O)
-        wdt = torch.float16 if self.half else torch.float32
+        wdt = torch.float16 if self.precision == "float16" else torch.float32
         t = {}  # every tensor the kernel reads; kept alive on self
         t["dil"] = torch.tensor([b.dilation for b in blocks], dtype=torch.int32)
         if net.input_type == "categorical":
@@ -222,13 +238,14 @@ class FastGenerator:
         else:
             t["emb_w"] = _pad_vec(net.first.weight, Rp)
             t["emb_b"] = _pad_vec(net.first.bias, Rp)
-        conv, rs, brs = [], [], []
+        conv, rs, brs, taps = [], [], [], []
         aux, glob, bias = [], [], []
         for b in blocks:
             w = b.conv.weight.detach().float()  # (G, R, K)
             m = torch.zeros(G, K, Rp)
             m[:, :, :R] = w.permute(0, 2, 1)
             conv.append(_panels(_split_gate(m.reshape(G, K * Rp), Hp), 2 * Hp))
+            taps += [_split_gate(m[:, k], Hp) for k in range(K)]
             m = torch.zeros(Rp + Sp, Hp)
             # A block without conv_res (the last one) only feeds the skips; the
             # kernel's residual update after it is never read.
@@ -237,7 +254,7 @@ class FastGenerator:
             if b.conv_res is not None:
                 m[:R, : G // 2] = b.conv_res.weight.detach().float()[:, :, 0]
             m[Rp : Rp + S, : G // 2] = b.conv_skip.weight.detach().float()[:, :, 0]
-            rs.append(_panels(m, Rp + Sp))
+            rs.append(m)
             res_bias = b.conv_res.bias if b.conv_res is not None else None
             brs.append(torch.cat([_pad_vec(res_bias, Rp), _pad_vec(b.conv_skip.bias, Sp)]))
             bias.append(_split_gate(_pad_vec(b.conv.bias, G), Hp))
@@ -245,8 +262,13 @@ class FastGenerator:
                 aux.append(_split_gate(b.conv_aux.weight.detach().float()[:, :, 0], Hp))
             if b.conv_global is not None:
                 glob.append(_split_gate(b.conv_global.weight.detach().float()[:, :, 0], Hp))
-        t["wconv"] = torch.stack(conv).to(wdt).contiguous()
-        t["wrs"] = torch.stack(rs).to(wdt).contiguous()
+        if self.precision == "int8":
+            for name, mats in (("qconv", taps), ("qrs", rs)):
+                q = [_quantize(x) for x in mats]
+                t[name], t[name + "_s"], t[name + "_c"] = (torch.cat(v) for v in zip(*q))
+        else:
+            t["wconv"] = torch.stack(conv).to(wdt).contiguous()
+            t["wrs"] = torch.stack([_panels(x, Rp + Sp) for x in rs]).to(wdt).contiguous()
         t["brs"] = torch.stack(brs).contiguous()
         # Columns padded too: the kernel reads Sp columns (the padded skips are
         # zero, but unpadded columns would read past the buffer).
@@ -279,7 +301,7 @@ class FastGenerator:
             dist=self.dist_id,
             n_mix=getattr(dist, "num_mixtures", 0),
             n_classes=t["emb_w"].shape[0] if net.input_type == "categorical" else 0,
-            half=int(self.half),
+            prec=PRECISIONS.index(self.precision),
             skip_scale=net.skip_scale,
         )
         for name, v in t.items():
@@ -296,7 +318,7 @@ class FastGenerator:
         return sorted(fn(n) for _ in range(3))[1]
 
     def _use_split(self, batch: int) -> bool:
-        if batch != 1 or self.threads < 2 or self.split is False:
+        if self.threads < 2 or self.split is False:
             return False
         if self.split:
             return True
