@@ -377,9 +377,11 @@ class FastGenerator:
         floor = getattr(self.dist, "log_scale_min", None) if log_scale_min is None else log_scale_min
         return float(floor) if floor is not None else -math.inf
 
-    def _loop(self, state, n_steps, chunk, project, noise, out, temperature, floor, logits):
+    def _loop(self, state, n_steps, chunk, project, noise, out, temperature, floor, logits,
+              forced=None):
         """Run the kernel chunk by chunk; ``project(s0, n)`` gives the chunk's
-        conditioning as (call fields, tensors to keep alive)."""
+        conditioning as (call fields, tensors to keep alive).  ``forced``:
+        (classes int32, values float32), both (B, >= n_steps): teacher forcing."""
         batch = state["rings"].shape[0]
         # The projection of chunk k+1 runs on a helper thread while the kernel
         # generates chunk k (both release the GIL).
@@ -395,6 +397,11 @@ class FastGenerator:
                 s1 = starts[i + 1]
                 pending = pool.submit(project, s1, min(chunk, n_steps - s1))
             lg = logits[:, s0 : s0 + n] if logits is not None else None
+            if forced is not None:
+                fields = dict(
+                    fields, forced_cls=forced[0][:, s0:].data_ptr(),
+                    forced_x=forced[1][:, s0:].data_ptr(), forced_bstride=forced[1].stride(0),
+                )
             call = _Call(
                 B=batch,
                 n_steps=n,
@@ -589,6 +596,7 @@ class FastGenerator:
         log_scale_min: Optional[float] = None,
         logits: Optional[torch.Tensor] = None,
         n_frames=None,
+        forced=None,
     ) -> None:
         """Advance ``state`` by ``n_steps`` samples from frame-rate conditioning.
 
@@ -639,7 +647,31 @@ class FastGenerator:
             return fields, (proj, fidx, coef)
 
         self._loop(state, n_steps, CHUNK, project, noise, out, temperature,
-                   self._floor(log_scale_min), logits)
+                   self._floor(log_scale_min), logits, forced)
+
+    @torch.no_grad()
+    def teacher_forced_logits(
+        self, frames, x: torch.Tensor, g: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        """Logits (B, O, T) of the true waveforms ``x`` (B, T) in [-1, 1], each
+        step fed the true previous sample, from context-padded ``frames`` (as in
+        :meth:`generate_from_frames`): what the parallel forward pass computes,
+        but through the kernel at this generator's precision (a quality check)."""
+        self._pack()
+        if self.net.upsample is None or self._aux_w is None:
+            raise ValueError("teacher forcing needs a mel-conditioned WaveNet")
+        x = x.detach().cpu().float().contiguous()
+        batch, length = x.shape
+        if len(frames) != batch:
+            raise ValueError(f"{len(frames)} frame tensors for {batch} waveforms")
+        cls = self.dist.encode_input(x).to(torch.int32).contiguous()
+        ctx = [self.context_frames(c) for c in frames]
+        noise = torch.full((batch, length, self.dist.noise_dim), 0.5)
+        out = torch.empty(batch, length)
+        logits = torch.empty(batch, length, self.net.out_channels)
+        self.run_frames(self.new_state(batch), ctx, 0, length, noise, out, g, logits=logits,
+                        n_frames=[c.shape[-1] for c in ctx], forced=(cls, x))
+        return logits.transpose(1, 2).contiguous()
 
     @torch.no_grad()
     def generate_from_frames(
