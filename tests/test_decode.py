@@ -10,6 +10,7 @@ import soundfile as sf
 import yaml
 
 from espnet_wavenet.bin import decode as decode_bin
+from espnet_wavenet.generation import extension
 from espnet_wavenet.recipe import decode as decode_lib
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
@@ -84,6 +85,27 @@ def test_ark_and_npy_decode_and_rerun_skips(model_dir, tmp_path):
     )
     assert (stats.decoded, stats.skipped) == (2, 1)
     assert sf.info(str(out / "wav" / "b.wav")).frames == 4 * HOP
+
+
+@pytest.mark.skipif(extension.load_library() is None, reason="fast kernel not built")
+def test_decode_precision_option(model_dir, tmp_path):
+    # --precision reaches the fast generator, is recorded, and int8 really runs
+    # other arithmetic than float32 (different samples from the same seed).
+    scp = write_ark(tmp_path / "in", {"a": feats(6, 1)})
+    wavs = {}
+    for precision in ("float32", "int8"):
+        out = tmp_path / precision
+        decode_bin.main([
+            "--model_dir", str(model_dir), "--feats_scp", str(scp), "--out_dir", str(out),
+            "--generator", "fast", "--precision", precision,
+        ])
+        stats = json.loads((out / "decode_stats.json").read_text())
+        assert stats["generator"] == (
+            "FastGenerator" if precision == "float32" else "FastGenerator(int8)"
+        )
+        wavs[precision], _ = sf.read(str(out / "wav" / "a.wav"))
+    assert len(wavs["int8"]) == len(wavs["float32"]) == 6 * HOP
+    assert not np.array_equal(wavs["int8"], wavs["float32"])
 
 
 def test_write_is_atomic(model_dir, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ import torch
 import yaml
 from espnet2.utils.types import str2bool, str_or_none
 
-from espnet_wavenet.generation import GENERATORS
+from espnet_wavenet.generation import GENERATORS, PRECISIONS
 from espnet_wavenet.recipe.decode import DecodeInputError, decode_scp, merge_jobs
 
 
@@ -41,6 +41,10 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--decode_config", type=str_or_none, default=None,
                    help="YAML whose keys set the options of this group")
     g.add_argument("--generator", default="auto", choices=GENERATORS)
+    g.add_argument("--precision", type=str_or_none, default=None, choices=[*PRECISIONS, None],
+                   help="fast generator weights (default: the packed model's, else "
+                   "float32, which equals the reference); int8 is faster, not exact "
+                   "(its likelihood cost: bin/benchmark.py --quality_model)")
     g.add_argument("--normalized", type=str2bool, default=False,
                    help="features are already normalized (ESPnet norm/feats.scp)")
     g.add_argument("--batch_size", type=int, default=1, help="utterances generated together")
@@ -92,7 +96,7 @@ def main(cmd=None) -> None:
     except (OSError, ValueError) as e:
         sys.exit(f"ERROR: cannot load the vocoder: {e}")
     vocoder = vocoder.to(device).eval()
-    vocoder.set_generator(args.generator)
+    vocoder.set_generator(args.generator, args.precision)
     if args.temperature is not None:
         vocoder.temperature = args.temperature
     try:

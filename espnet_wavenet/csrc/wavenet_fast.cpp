@@ -162,8 +162,12 @@ inline float quantize(const float* x, int n, uint8_t* q) {
     v = v < 0.0f ? -v : v;
     mx = mx > v ? mx : v;
   }
+#if defined(__AVX512F__)
+  const float m = _mm512_reduce_max_ps((__m512)mx);  // log-depth, not 16 serial steps
+#else
   float m = 0.0f;
   for (int i = 0; i < VW; ++i) m = std::max(m, mx[i]);
+#endif
   if (!(m > 0.0f)) {
     std::memset(q, 128, n);
     return 0.0f;
@@ -329,17 +333,36 @@ int wn_abi_version() { return 7; }
 namespace {
 
 // Index i with cdf[i-1] <= u * cdf[n-1] < cdf[i], like torch.searchsorted(right=True)
-// on a float cumsum (torch accumulates cumsum in double on the CPU).
-int inverse_cdf(const float* p, int n, float u, float* cdf) {
-  double acc = 0.0;
-  for (int i = 0; i < n; ++i) {
-    acc += p[i];
-    cdf[i] = (float)acc;
+// on a float cumsum (torch accumulates cumsum in double on the CPU).  Whole
+// blocks of 16 are skipped by their sums (cdf is monotone), so the serial
+// double additions are ~n/16 + 16 rather than n.
+int inverse_cdf(const float* p, int n, float u) {
+  const int nb = n / VW;
+  double bsum[64];
+  double total = 0.0;
+  for (int b = 0; b < nb && b < 64; ++b) {
+    double acc = 0.0;
+    for (int i = 0; i < VW; ++i) acc += p[b * VW + i];
+    bsum[b] = acc;
   }
-  const float thr = u * cdf[n - 1];
+  const int full = std::min(nb, 64);
+  for (int b = 0; b < full; ++b) total += bsum[b];
+  for (int i = full * VW; i < n; ++i) total += p[i];
+  const float thr = u * (float)total;
+  double acc = 0.0;
   int i = 0;
-  while (i < n && cdf[i] <= thr) ++i;
+  for (int b = 0; b < full && (float)(acc + bsum[b]) <= thr; ++b) acc += bsum[b], i += VW;
+  for (; i < n; ++i) {
+    acc += p[i];
+    if ((float)acc > thr) break;
+  }
   return std::min(i, n - 1);
+}
+
+inline float hmax(v16 v) {
+  float m = v[0];
+  for (int i = 1; i < VW; ++i) m = std::max(m, v[i]);
+  return m;
 }
 
 float sample_one(const WnModel& m, const WnCall& c, const float* lg, const float* u,
@@ -351,16 +374,28 @@ float sample_one(const WnModel& m, const WnCall& c, const float* lg, const float
       for (int i = 1; i < n; ++i)
         if (lg[i] > lg[idx]) idx = i;
     } else {
-      const float inv_t = c.temperature;
-      float mx = -INFINITY;
-      for (int i = 0; i < n; ++i) work[i] = lg[i] / inv_t, mx = std::max(mx, work[i]);
+      const float tmp = c.temperature;
+      const int nv = n / VW * VW;
+      v16 mv = splat(-INFINITY);
+      for (int i = 0; i < nv; i += VW) {
+        const v16 x = vload(lg + i) / tmp;
+        vstore(work + i, x);
+        mv = mv > x ? mv : x;
+      }
+      float mx = hmax(mv);
+      for (int i = nv; i < n; ++i) work[i] = lg[i] / tmp, mx = std::max(mx, work[i]);
+      v16 sv{};
+      for (int i = 0; i < nv; i += VW) {
+        const v16 e = vexp(vload(work + i) - mx);
+        vstore(work + i, e);
+        sv += e;
+      }
       float sum = 0.0f;
-      int i = 0;
-      for (; i + VW <= n; i += VW) vstore(work + i, vexp(vload(work + i) - mx));
-      for (; i < n; ++i) work[i] = std::exp(work[i] - mx);
-      for (i = 0; i < n; ++i) sum += work[i];
-      for (i = 0; i < n; ++i) work[i] /= sum;
-      idx = inverse_cdf(work, n, u[0], work + n);
+      for (int i = 0; i < VW; ++i) sum += sv[i];
+      for (int i = nv; i < n; ++i) sum += (work[i] = std::exp(work[i] - mx));
+      for (int i = 0; i < nv; i += VW) vstore(work + i, vload(work + i) / sum);
+      for (int i = nv; i < n; ++i) work[i] /= sum;
+      idx = inverse_cdf(work, n, u[0]);
     }
     *cls_out = m.enc[idx];
     return m.dec[idx];
@@ -371,7 +406,7 @@ float sample_one(const WnModel& m, const WnCall& c, const float* lg, const float
     for (int i = 0; i < M; ++i) mx = std::max(mx, lg[i]);
     for (int i = 0; i < M; ++i) sum += (work[i] = std::exp(lg[i] - mx));
     for (int i = 0; i < M; ++i) work[i] /= sum;
-    const int k = inverse_cdf(work, M, u[0], work + M);
+    const int k = inverse_cdf(work, M, u[0]);
     const float mean = lg[M + k];
     const float ls = std::max(lg[2 * M + k], c.log_scale_min);
     const float uu = std::min(std::max(u[1], 1e-5f), 1.0f - 1e-5f);
@@ -668,6 +703,13 @@ inline void wait_for(const Flag& f, int64_t k) {
   }
 }
 
+// Software prefetch of n floats (data another core just wrote).
+inline void prefetch_lines(const float* p, size_t n) {
+#if defined(__x86_64__)
+  for (size_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+#endif
+}
+
 // Two-party barrier (only for wn_barrier_bench: the cost of one exchange).
 struct Barrier2 {
   Flag f[2];
@@ -680,6 +722,7 @@ struct Barrier2 {
 struct PipeShared {
   Flag prog;   // A: layers gated, step * L + l + 1
   Flag ready;  // B: s + 1 when step s may start (its older-tap sums are ready)
+  Flag late;   // B: s + 1 when step s's last-layer older-tap sum is ready too
   std::vector<float> past;  // [2 (step parity)][L][nb][2 Hp]
   std::vector<float> z;     // [L][nb][Hp]
   PipeShared(const WnModel& m, int nb)
@@ -699,6 +742,8 @@ void pipe_a(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
     const float* past = sh.past.data() + (size_t)(step & 1) * L * nb * G2;
     for (int l = 0; l < L; ++l) {
       for (int s = 0; s < nb; ++s) write_ring(c, b0 + s, l, t, &w.h[s * Rp], Rp);
+      if (l + 1 < L) prefetch_lines(past + (size_t)(l + 1) * nb * G2, (size_t)nb * G2);
+      if (l == L - 1) wait_for(sh.late, step + 1);
       ops.conv_new(l, nb, w.h.data(), w.a.data(), past + (size_t)l * nb * G2);
       float* z = sh.z.data() + (size_t)l * nb * Hp;
       for (int s = 0; s < nb; ++s) gate(&w.a[s * G2], z + s * Hp, Hp);
@@ -725,21 +770,45 @@ void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
     ops.conv_old(l, nb, w.taps.data(),
                  sh.past.data() + (size_t)(i & 1) * pstride + (size_t)l * nb * G2, init, is);
   };
+  auto skip = [&](int l) {  // skip rows only (y offset so that row Rp lands at r[0])
+    ops.rs(l, Rp / VW, (Rp + Sp) / VW, nb, sh.z.data() + (size_t)l * nb * Hp, w.r.data() - Rp,
+           Sp);
+    for (int s = 0; s < nb; ++s) accumulate(&w.skip[s * Sp], &w.r[s * Sp], Sp);
+  };
+  // What layer l of this step brings from A's cache: z and the next step's
+  // older taps (A wrote both); fetched one layer before use, so the
+  // cross-core transfers overlap the previous layer's work.
+  auto prefetch = [&](int64_t step, int l) {
+    prefetch_lines(sh.z.data() + (size_t)l * nb * Hp, (size_t)nb * Hp);
+    if (step + 1 >= c.n_steps) return;
+    const int64_t t = c.t0 + step + 1, d = m.dil[l];
+    for (int s = 0; s < nb; ++s) {
+      const float* ring = c.rings + (b0 + s) * c.ring_bstride + c.ring_off[l];
+      for (int k = 0; k < m.K - 1; ++k)
+        prefetch_lines(ring + ((t - (m.K - 1 - k) * d) & c.ring_mask[l]) * Rp, Rp);
+    }
+  };
   for (int l = 0; l < L; ++l) older(0, l);
+  sh.late.v.store(1, std::memory_order_release);
   sh.ready.v.store(1, std::memory_order_release);
   for (int step = 0; step < c.n_steps; ++step) {
+    const bool next = step + 1 < c.n_steps;
     std::fill(w.skip.begin(), w.skip.end(), 0.0f);
     for (int l = 0; l < L; ++l) {
       wait_for(sh.prog, (int64_t)step * L + l + 1);
-      // Skip rows only (y offset so that row Rp lands at r[0]).
-      ops.rs(l, Rp / VW, (Rp + Sp) / VW, nb, sh.z.data() + (size_t)l * nb * Hp,
-             w.r.data() - Rp, Sp);
-      for (int s = 0; s < nb; ++s) accumulate(&w.skip[s * Sp], &w.r[s * Sp], Sp);
-      if (step + 1 < c.n_steps) older(step + 1, l);
+      prefetch(step, l);
+      if (l == 0) continue;
+      skip(l - 1);
+      if (next) older(step + 1, l - 1);
     }
+    skip(L - 1);
     head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
     for (int s = 0; s < nb; ++s) draw(m, c, b0 + s, step, &w.lg[s * m.Op], w.smp.data());
     sh.ready.v.store(step + 2, std::memory_order_release);
+    // The last layer's older taps are not needed before A gets there again:
+    // off the sample's critical path.
+    if (next) older(step + 1, L - 1);
+    sh.late.v.store(step + 2, std::memory_order_release);
   }
 }
 
@@ -790,7 +859,9 @@ extern "C" int wn_run(const WnModel* m, const WnCall* c) {
   if (m->prec == 2 && (!m->qconv || !m->qrs)) return 3;
   // Pipelined pairs of threads (or single threads), each on a contiguous,
   // balanced range of the batch.
-  const bool pipe = c->split && c->n_threads >= 2;
+  // The pipeline only when the batch cannot keep every thread busy: otherwise
+  // whole streams per thread need no exchanges and run faster (measured).
+  const bool pipe = c->split && c->n_threads >= 2 && c->B < c->n_threads;
   RangeFn fn = runner(*m, pipe);
   const int nt = std::max(1, std::min(pipe ? c->n_threads / 2 : c->n_threads, c->B));
   std::vector<std::thread> pool;

@@ -11,11 +11,16 @@ from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.wavenet import WaveNet
 
 GENERATORS = ("auto", "fast", "gpu", "reference")
+PRECISIONS = ("float32", "float16", "int8")  # of the fast generator's weights
 
 
-def build_generator(net: WaveNet, dist: Distribution, kind: str = "auto"):
+def build_generator(
+    net: WaveNet, dist: Distribution, kind: str = "auto", precision: str = "float32"
+):
     """``auto``: CUDA-graph generator for a net on a GPU, else the fast compiled
-    generator when it can be built, else the reference."""
+    generator when it can be built, else the reference.  ``precision``: the
+    fast generator's weights (float32, float16 or int8; see FastGenerator);
+    the other generators compute in float32 whatever it says."""
     if kind not in GENERATORS:
         raise ValueError(f"generator must be one of {GENERATORS}, got {kind!r}")
     if kind == "reference":
@@ -32,7 +37,7 @@ def build_generator(net: WaveNet, dist: Distribution, kind: str = "auto"):
     except ImportError:  # the fast generator is not part of this build
         fast_available = None
     if fast_available is not None and fast_available(net):
-        return FastGenerator(net, dist)
+        return FastGenerator(net, dist, precision=precision)
     if kind == "fast":
         raise RuntimeError("the fast generator is not available on this machine")
     logging.warning("fast generator unavailable; using the (slow) reference generator")

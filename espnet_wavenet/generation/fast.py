@@ -31,7 +31,7 @@ from espnet_wavenet.distributions import (
     MixtureOfLogistics,
     MuLawSoftmax,
 )
-from espnet_wavenet.generation import extension
+from espnet_wavenet.generation import PRECISIONS, extension  # PRECISIONS index: WnModel.prec
 from espnet_wavenet.models.wavenet import WaveNet
 
 PANEL = 16  # rows per weight panel; every channel count is padded to it
@@ -40,7 +40,6 @@ COND_BUDGET = 8 * 1024 * 1024
 CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
 SPLIT_MAX_BARRIER_NS = 500.0  # above this, L + 2 exchanges a sample cost about what they save
 SPLIT_PROBE_EVERY_S = 30.0
-PRECISIONS = ("float32", "float16", "int8")  # the kernel's WnModel.prec codes
 
 _p = ctypes.c_void_p
 
@@ -318,7 +317,7 @@ class FastGenerator:
         return sorted(fn(n) for _ in range(3))[1]
 
     def _use_split(self, batch: int) -> bool:
-        if self.threads < 2 or self.split is False:
+        if batch >= self.threads or self.split is False:
             return False
         if self.split:
             return True

@@ -137,6 +137,13 @@ def is_finished(path: Path, n_samples: int, fs: int) -> bool:
     return info.frames == n_samples and int(info.samplerate) == fs
 
 
+def _generator_name(gen) -> str:
+    """Class name, with the fast generator's precision when it is not float32."""
+    precision = getattr(gen, "precision", "float32")
+    name = type(gen).__name__
+    return name if precision == "float32" else f"{name}({precision})"
+
+
 def decode_scp(
     vocoder,
     feats_scp: PathLike,
@@ -191,7 +198,7 @@ def decode_scp(
     stats = DecodeStats(
         utterances=len(entries),
         skipped=len(entries) - len(todo),
-        generator=type(vocoder.generator).__name__,
+        generator=_generator_name(vocoder.generator),
         batch_size=batch_size,
         device=device,
         fs=fs,

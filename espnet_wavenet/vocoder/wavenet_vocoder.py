@@ -50,6 +50,7 @@ class WaveNetVocoder(torch.nn.Module):
         mean: Optional[np.ndarray] = None,
         std: Optional[np.ndarray] = None,
         generator: str = "auto",
+        precision: str = "float32",
         temperature: float = 1.0,
         log_scale_min: Optional[float] = None,
         seed: int = 0,
@@ -74,6 +75,7 @@ class WaveNetVocoder(torch.nn.Module):
                 raise ValueError(f"{name} has {v.shape[0]} dims, n_mels is {self.n_mels}")
             self.register_buffer(name, torch.from_numpy(v.copy()))
         self.generator_kind = generator
+        self.precision = precision
         self.temperature = temperature
         self.log_scale_min = log_scale_min
         self.seed = seed
@@ -113,11 +115,16 @@ class WaveNetVocoder(torch.nn.Module):
     @property
     def generator(self):
         if self._generator is None:
-            self._generator = build_generator(self.net, self.dist, self.generator_kind)
+            self._generator = build_generator(
+                self.net, self.dist, self.generator_kind, self.precision
+            )
         return self._generator
 
-    def set_generator(self, kind: str) -> None:
+    def set_generator(self, kind: str, precision: Optional[str] = None) -> None:
+        """Choose the generator (see build_generator) and the fast one's precision."""
         self.generator_kind = kind
+        if precision is not None:
+            self.precision = precision
         self._generator = None
 
     @torch.no_grad()
@@ -177,6 +184,7 @@ class WaveNetVocoder(torch.nn.Module):
             distribution_conf=dict(self.distribution_conf),
             normalize="global_mvn" if self.normalized else None,
             generation=dict(
+                precision=self.precision,
                 temperature=self.temperature,
                 log_scale_min=self.log_scale_min,
                 seed=self.seed,
