@@ -1,11 +1,20 @@
 """Generation speed benchmark; prints JSON.
 
-    python -m espnet_wavenet.bin.benchmark --config conf/default.yaml conf/quality.yaml
+    python -m espnet_wavenet.bin.benchmark --config conf/default.yaml conf/quality.yaml \
+        --kinds fast fast_fp16 fast_int8 reference --quality_model exp/<name>/pack
 
-Random weights (speed does not depend on them); wall-clock medians over
-``--repeats`` runs, plus the process CPU time (on a shared machine wall time
-also counts other people's work). The fast/reference ratio is measured in the
-same run; the reference is timed on a short stretch only (it is slow).
+Kinds: fast (float32 kernel, exact), fast_fp16 / fast_int8 (float16 / int8
+weights, not exact), reference, gpu. Random weights (speed does not depend on
+them); wall-clock medians over ``--repeats`` runs, plus the process CPU time
+(on a shared machine wall time also counts other people's work). The
+fast/reference ratio is measured in the same run; the reference is timed on a
+short stretch only (it is slow).
+
+What the lower precisions cost is measured on random weights for each
+lower-precision kind asked for (``fp16_quality`` / ``int8_quality``: a weak
+check), and with ``--quality_model`` on a trained packed model and real speech
+(``precision_quality``: teacher-forced NLL per precision and free-running
+agreement with the float32 kernel; see :mod:`espnet_wavenet.generation.quality`).
 """
 
 import argparse
@@ -16,7 +25,8 @@ import platform
 import resource
 import statistics
 import time
-from typing import Any, Dict, List
+from pathlib import Path
+from typing import Any, Dict, List, Optional
 
 import torch
 import yaml
@@ -26,6 +36,9 @@ from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
 
 KINDS = ("fast", "fast_fp16", "fast_int8", "reference", "gpu")
+PRECISION_OF_KIND = {"fast": "float32", "fast_fp16": "float16", "fast_int8": "int8"}
+# Default --quality_wavs: real speech shipped with the repository.
+MINI_DB = Path(__file__).resolve().parents[2] / "egs" / "mini_kathleen" / "db"
 
 
 def cpu_name() -> str:
@@ -46,8 +59,7 @@ def make_generator(kind: str, net, dist, threads: int):
         from espnet_wavenet.generation.gpu import GpuGenerator
 
         return GpuGenerator(net.cuda(), dist)
-    precision = {"fast_fp16": "float16", "fast_int8": "int8"}.get(kind, "float32")
-    return FastGenerator(net, dist, threads=threads, precision=precision)
+    return FastGenerator(net, dist, threads=threads, precision=PRECISION_OF_KIND[kind])
 
 
 def split_barrier_ns():
@@ -99,12 +111,16 @@ def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict
     )
 
 
-def quality_check(net, dist, threads: int, length: int = 2000) -> Dict[str, Any]:
-    """float16 weights vs float32 on the same noise: logits error and agreement."""
+def quality_check(
+    net, dist, threads: int, precision: str = "float16", length: int = 2000
+) -> Dict[str, Any]:
+    """``precision`` weights vs float32 on the same noise, random weights and
+    conditioning: logits error and agreement (see :func:`precision_quality_of`
+    for a trained model)."""
     c_up = torch.randn(1, net.aux_channels, length)
     noise = dist.noise(1, length, torch.Generator().manual_seed(0))
     a, la = FastGenerator(net, dist, threads).generate(c_up, length, noise, return_logits=True)
-    b, lb = FastGenerator(net, dist, threads, precision="float16").generate(
+    b, lb = FastGenerator(net, dist, threads, precision=precision).generate(
         c_up, length, noise, return_logits=True
     )
     first = int((a != b).nonzero()[0, 1]) if (a != b).any() else length
@@ -114,8 +130,49 @@ def quality_check(net, dist, threads: int, length: int = 2000) -> Dict[str, Any]
         identical_samples_before_divergence=first,
         max_abs_logit_err=float((la - lb)[:, :, :span].abs().max()),
         logit_range=float(la.abs().max()),
-        note="random weights: a weak check; rerun on a trained model",
+        note=(
+            "random weights and conditioning: a weak check (an untrained net's outputs "
+            "are nearly uniform, its activations unlike a trained one's); see "
+            "precision_quality (--quality_model) for a trained model on real speech"
+        ),
     )
+
+
+def default_quality_wavs(n: int = 3) -> List[str]:
+    """The first ``n`` dev utterances of the repository's mini_kathleen subset."""
+    split = MINI_DB / "splits" / "dev"
+    if not split.is_file():
+        raise FileNotFoundError(f"{split}: no mini_kathleen subset; pass --quality_wavs")
+    return [str(MINI_DB / "wav" / f"{u}.flac") for u in split.read_text().split()[:n]]
+
+
+def precision_quality_of(args) -> Dict[str, Any]:
+    """``precision_quality`` of the packed model ``--quality_model`` on real speech."""
+    from espnet_wavenet.generation.quality import precision_quality, utterances_from_wavs
+    from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+    vocoder = WaveNetVocoder.from_pretrained(args.quality_model)
+    if not fast_available(vocoder.net):
+        logging.warning("fast kernel unavailable: no precision quality")
+        return dict(model=str(args.quality_model), skipped="fast kernel unavailable")
+    if vocoder.net.n_speakers > 0 and args.quality_sid is None:
+        raise ValueError(f"{args.quality_model}: speaker-conditioned; pass --quality_sid")
+    wavs = args.quality_wavs or default_quality_wavs()
+    utts = utterances_from_wavs(vocoder, wavs, args.quality_seconds)
+    sids = [args.quality_sid] * len(utts) if vocoder.net.n_speakers > 0 else None
+    out: Dict[str, Any] = dict(
+        model=str(args.quality_model),
+        wavs=[str(w) for w in wavs],
+        seconds_per_utterance=args.quality_seconds,
+        parameters=sum(p.numel() for p in vocoder.net.parameters()),
+    )
+    out.update(
+        precision_quality(
+            vocoder.net, vocoder.dist, utts, sids, args.quality_precisions, args.threads,
+            args.quality_free_run_steps,
+        )
+    )
+    return out
 
 
 def bench_config(path: str, args) -> Dict[str, Any]:
@@ -176,8 +233,9 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                         r["samples_per_s"] / rows["reference"]["samples_per_s"], 1
                     )
         net = net.cpu()
-    if "fast_fp16" in kinds:
-        out["fp16_quality"] = quality_check(net, dist, args.threads)
+    for kind, name in (("fast_fp16", "fp16_quality"), ("fast_int8", "int8_quality")):
+        if kind in kinds:
+            out[name] = quality_check(net, dist, args.threads, PRECISION_OF_KIND[kind])
     out["load_average_after"] = os.getloadavg()
     return out
 
@@ -188,19 +246,39 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=2.0, help="audio per stream (fast kinds)")
     p.add_argument("--reference_seconds", type=float, default=0.05)
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
-    p.add_argument("--kinds", nargs="+", choices=KINDS, default=["fast", "fast_fp16", "reference"])
+    p.add_argument("--kinds", nargs="+", choices=KINDS, default=["fast", "fast_fp16", "reference"],
+                   help="fast: float32 kernel (exact); fast_fp16, fast_int8: float16 / int8 "
+                   "weights (faster, not exact); reference; gpu")
     p.add_argument("--threads", type=int, default=None, help="default: torch threads")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--reference_threads", type=int, default=1)
+    q = p.add_argument_group("precision quality on a trained model")
+    q.add_argument("--quality_model", default=None,
+                   help="packed model directory (config.yaml, model.pth, feats_stats.npz)")
+    q.add_argument("--quality_wavs", nargs="+", default=None,
+                   help="audio files (default: the first 3 mini_kathleen dev utterances)")
+    q.add_argument("--quality_seconds", type=float, default=1.0,
+                   help="audio per utterance (cut before feature extraction)")
+    q.add_argument("--quality_precisions", nargs="+", choices=["float16", "int8"],
+                   default=["float16", "int8"], help="compared with the float32 kernel")
+    q.add_argument("--quality_free_run_steps", type=int, default=4000,
+                   help="free-running samples per utterance")
+    q.add_argument("--quality_sid", type=int, default=None,
+                   help="speaker id (speaker-conditioned models)")
     return p
 
 
-def main(argv: List[str] = None) -> None:
-    args = get_parser().parse_args(argv)
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    # Fail before the (long) timings, not after them.
+    if args.quality_model is not None and not Path(args.quality_model, "config.yaml").is_file():
+        parser.error(f"--quality_model {args.quality_model}: no packed model (config.yaml)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args.threads = args.threads or torch.get_num_threads()
+    gpu = "gpu" in args.kinds and torch.cuda.is_available()
     report = dict(
-        device="cuda:" + torch.cuda.get_device_name() if "gpu" in args.kinds and torch.cuda.is_available() else "cpu",
+        device="cuda:" + torch.cuda.get_device_name() if gpu else "cpu",
         cpu=cpu_name(),
         cpu_count=os.cpu_count(),
         threads=args.threads,
@@ -208,6 +286,10 @@ def main(argv: List[str] = None) -> None:
         load_average_at_start=os.getloadavg(),
         split_barrier_ns=split_barrier_ns(),
         configs=[bench_config(c, args) for c in args.config],
+    )
+    if args.quality_model is not None:
+        report["precision_quality"] = precision_quality_of(args)
+    report.update(
         load_average_at_end=os.getloadavg(),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
