@@ -89,8 +89,8 @@ def test_ark_and_npy_decode_and_rerun_skips(model_dir, tmp_path):
 
 @pytest.mark.skipif(extension.load_library() is None, reason="fast kernel not built")
 def test_decode_precision_option(model_dir, tmp_path):
-    # --precision reaches the fast generator, is recorded, and int8 really runs
-    # other arithmetic than float32 (different samples from the same seed).
+    # --precision reaches the fast generator and is recorded (that int8 really
+    # computes in int8 is tested in test_precision.py).
     scp = write_ark(tmp_path / "in", {"a": feats(6, 1)})
     wavs = {}
     for precision in ("float32", "int8"):
@@ -105,7 +105,6 @@ def test_decode_precision_option(model_dir, tmp_path):
         )
         wavs[precision], _ = sf.read(str(out / "wav" / "a.wav"))
     assert len(wavs["int8"]) == len(wavs["float32"]) == 6 * HOP
-    assert not np.array_equal(wavs["int8"], wavs["float32"])
 
 
 def test_write_is_atomic(model_dir, tmp_path, monkeypatch):
