@@ -30,6 +30,8 @@
 namespace {
 
 constexpr int VW = 16;  // floats per vector and rows per weight panel
+// Share of the layers whose skips the pipeline's thread B projects (skip_split).
+constexpr int SKIP_SPLIT_NUM = 3, SKIP_SPLIT_DEN = 4;
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
 typedef int32_t i16v __attribute__((vector_size(64)));
@@ -630,13 +632,19 @@ inline void draw(const WnModel& m, const WnCall& c, int b, int step, const float
 
 // Per-stream scratch, all rows padded.
 struct Scratch {
-  std::vector<float> h, taps, ci, past, a, z, r, skip, o1, lg, smp;
+  std::vector<float> h, taps, ci, past, a, z, r, skip, skip2, o1, lg, smp;
   Scratch(const WnModel& m, int nb)
       : h((size_t)nb * m.Rp), taps((size_t)nb * std::max(1, m.K - 1) * m.Rp),
         ci((size_t)nb * 2 * m.Hp), past((size_t)nb * 2 * m.Hp), a((size_t)nb * 2 * m.Hp),
         z((size_t)nb * m.Hp), r((size_t)nb * (m.Rp + m.Sp)), skip((size_t)nb * m.Sp),
+        skip2((size_t)nb * m.Sp),
         o1((size_t)nb * m.Sp), lg((size_t)nb * m.Op), smp(4 * m.Op + 64) {}
 };
+
+// The skip sum is formed as two partial sums, layers [0, lo) and [lo, L), then
+// added: in the pipeline, thread B projects the first lo layers' skips and A
+// the rest (see run_pipe; lo balances the two threads' loads).
+inline int skip_split(const WnModel& m) { return SKIP_SPLIT_NUM * m.L / SKIP_SPLIT_DEN; }
 
 // One thread, streams [b0, b1): every layer for every stream, step by step.
 template <typename Ops>
@@ -648,6 +656,8 @@ void run_range(const WnModel& m, const WnCall& c, int b0, int b1) {
     const int64_t t = c.t0 + step;
     for (int s = 0; s < nb; ++s) embed(m, c.prev_cls[b0 + s], c.prev_x[b0 + s], &w.h[s * Rp]);
     std::fill(w.skip.begin(), w.skip.end(), 0.0f);
+    std::fill(w.skip2.begin(), w.skip2.end(), 0.0f);
+    const int lo = skip_split(m);
     for (int l = 0; l < L; ++l) {
       for (int s = 0; s < nb; ++s) write_ring(c, b0 + s, l, t, &w.h[s * Rp], Rp);
       older_taps(m, c, b0, nb, l, t, w.taps.data());
@@ -659,9 +669,10 @@ void run_range(const WnModel& m, const WnCall& c, int b0, int b1) {
       ops.rs(l, 0, RS / VW, nb, w.z.data(), w.r.data(), RS);
       for (int s = 0; s < nb; ++s) {
         residual(&w.h[s * Rp], &w.r[s * RS], Rp);
-        accumulate(&w.skip[s * Sp], &w.r[s * RS + Rp], Sp);
+        accumulate(&(l < lo ? w.skip2 : w.skip)[s * Sp], &w.r[s * RS + Rp], Sp);
       }
     }
+    accumulate(w.skip.data(), w.skip2.data(), nb * Sp);
     head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
     for (int s = 0; s < nb; ++s) draw(m, c, b0 + s, step, &w.lg[s * m.Op], w.smp.data());
   }
@@ -671,13 +682,13 @@ void run_range(const WnModel& m, const WnCall& c, int b0, int b1) {
 // The step's work is cut along the dependency chain, not along the rows.  Of a
 // layer's dilated conv, only the newest tap depends on the sample just drawn:
 // the older taps' product (plus the conditioning) for step t+1 can be formed as
-// soon as step t's layer input exists.  So thread A runs the critical chain
-// (newest tap, gate, residual) and thread B, one layer behind, everything that
-// can lag: the older taps for the next step, the skip projection, the head and
-// the sampling.  Each thread reads only its own half of the weights (they stay
-// in its L2), and the threads meet once per sample, not once per layer: A
-// publishes a counter after each layer's gate, B one when the sample is drawn.
-// Both paths run the same products in the same order, so they round the same.
+// soon as step t's layer input exists, a whole step before it is needed.  So
+// thread A runs the critical chain (newest tap, gate, residual, skips, head,
+// sampling) and thread B, one layer behind it, the older taps of the next step
+// (and the skip projections of the first few layers).  A rarely waits for B:
+// what it reads from B was finished about a step earlier.  Each thread reads
+// only its own weights, which stay in its L2.  Both paths run the same
+// products in the same order, so they round the same.
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
@@ -692,18 +703,32 @@ struct alignas(64) Flag {
 
 // Spin until ``f`` reaches ``k``; after a while yield the core (a loaded
 // machine may have descheduled the other thread, and spinning only delays it).
-inline void wait_for(const Flag& f, int64_t k) {
+// Returns the value seen.
+inline int64_t wait_for(const Flag& f, int64_t k) {
   int spins = 0;
-  while (f.v.load(std::memory_order_acquire) < k) {
+  int64_t v;
+  while ((v = f.v.load(std::memory_order_acquire)) < k) {
     cpu_relax();
     if (++spins > 256) {
       std::this_thread::yield();
       spins = 0;
     }
   }
+  return v;
 }
 
-// Software prefetch of n floats (data another core just wrote).
+// A counter's last seen value: the shared line is read only when that value
+// is not enough (each read of a line the other core wrote costs a transfer).
+struct Seen {
+  const Flag& f;
+  int64_t v = 0;
+  explicit Seen(const Flag& f) : f(f) {}
+  void wait(int64_t k) {
+    if (v < k) v = wait_for(f, k);
+  }
+};
+
+// Software prefetch of n floats (data the other thread just wrote).
 inline void prefetch_lines(const float* p, size_t n) {
 #if defined(__x86_64__)
   for (size_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
@@ -720,45 +745,62 @@ struct Barrier2 {
 };
 
 struct PipeShared {
-  Flag prog;   // A: layers gated, step * L + l + 1
-  Flag ready;  // B: s + 1 when step s may start (its older-tap sums are ready)
-  Flag late;   // B: s + 1 when step s's last-layer older-tap sum is ready too
-  std::vector<float> past;  // [2 (step parity)][L][nb][2 Hp]
-  std::vector<float> z;     // [L][nb][Hp]
+  Flag prog;  // A: layers gated, step * L + l + 1 (z and the ring input published)
+  Flag olds;  // B: older-tap sums done, step * L + l + 1
+  Flag lows;  // B: step + 1 when that step's partial skip sum (layers < lo) is done
+  std::vector<float> past;     // [2 (step parity)][L][nb][2 Hp]
+  std::vector<float> z;        // [L][nb][Hp]
+  std::vector<float> skip_lo;  // [nb][Sp]
   PipeShared(const WnModel& m, int nb)
-      : past((size_t)2 * m.L * nb * 2 * m.Hp, 0.0f), z((size_t)m.L * nb * m.Hp, 0.0f) {}
+      : past((size_t)2 * m.L * nb * 2 * m.Hp, 0.0f), z((size_t)m.L * nb * m.Hp, 0.0f),
+        skip_lo((size_t)nb * m.Sp, 0.0f) {}
 };
 
-// Thread A: embed, then per layer the newest tap, the gate and the residual.
+// Thread A: per layer the newest tap, gate, residual and (layers >= lo) skip;
+// then the head and the sampling.
 template <typename Ops>
 void pipe_a(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
-  const int L = m.L, Rp = m.Rp, Hp = m.Hp, G2 = 2 * Hp;
+  const int L = m.L, Rp = m.Rp, Hp = m.Hp, Sp = m.Sp, G2 = 2 * Hp, RS = Rp + Sp;
+  const int lo = skip_split(m);
   Ops ops(m, nb);
   Scratch w(m, nb);
+  Seen olds(sh.olds), lows(sh.lows);
   for (int step = 0; step < c.n_steps; ++step) {
     const int64_t t = c.t0 + step;
-    wait_for(sh.ready, step + 1);
     for (int s = 0; s < nb; ++s) embed(m, c.prev_cls[b0 + s], c.prev_x[b0 + s], &w.h[s * Rp]);
+    std::fill(w.skip.begin(), w.skip.end(), 0.0f);
     const float* past = sh.past.data() + (size_t)(step & 1) * L * nb * G2;
     for (int l = 0; l < L; ++l) {
       for (int s = 0; s < nb; ++s) write_ring(c, b0 + s, l, t, &w.h[s * Rp], Rp);
+      olds.wait((int64_t)step * L + l + 1);
       if (l + 1 < L) prefetch_lines(past + (size_t)(l + 1) * nb * G2, (size_t)nb * G2);
-      if (l == L - 1) wait_for(sh.late, step + 1);
       ops.conv_new(l, nb, w.h.data(), w.a.data(), past + (size_t)l * nb * G2);
       float* z = sh.z.data() + (size_t)l * nb * Hp;
       for (int s = 0; s < nb; ++s) gate(&w.a[s * G2], z + s * Hp, Hp);
       sh.prog.v.store((int64_t)step * L + l + 1, std::memory_order_release);
-      if (l == L - 1) break;  // the last layer only feeds the skips
-      ops.rs(l, 0, Rp / VW, nb, z, w.r.data(), Rp);
-      for (int s = 0; s < nb; ++s) residual(&w.h[s * Rp], &w.r[s * Rp], Rp);
+      // Residual rows (none after the last layer) and, from layer lo, skip rows.
+      const int p0 = l < L - 1 ? 0 : Rp / VW, p1 = l < lo ? Rp / VW : RS / VW;
+      if (p0 < p1) ops.rs(l, p0, p1, nb, z, w.r.data(), RS);
+      for (int s = 0; s < nb; ++s) {
+        if (l < L - 1) residual(&w.h[s * Rp], &w.r[s * RS], Rp);
+        if (l >= lo) accumulate(&w.skip[s * Sp], &w.r[s * RS + Rp], Sp);
+      }
+      if (l == L - 2 && lo > 0) prefetch_lines(sh.skip_lo.data(), (size_t)nb * Sp);
     }
+    if (lo > 0) {
+      lows.wait(step + 1);
+      accumulate(w.skip.data(), sh.skip_lo.data(), nb * Sp);
+    }
+    head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
+    for (int s = 0; s < nb; ++s) draw(m, c, b0 + s, step, &w.lg[s * m.Op], w.smp.data());
   }
 }
 
-// Thread B: older taps of the next step, skips, head and sampling.
+// Thread B: the next step's older taps and the first layers' skips.
 template <typename Ops>
 void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
   const int L = m.L, Rp = m.Rp, Hp = m.Hp, Sp = m.Sp, G2 = 2 * Hp;
+  const int lo = skip_split(m);
   Ops ops(m, nb);
   Scratch w(m, nb);
   const size_t pstride = (size_t)L * nb * G2;
@@ -769,46 +811,24 @@ void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
     const float* init = cond_init(m, c, b0, nb, i, l, w.ci.data(), is);
     ops.conv_old(l, nb, w.taps.data(),
                  sh.past.data() + (size_t)(i & 1) * pstride + (size_t)l * nb * G2, init, is);
+    sh.olds.v.store(i * L + l + 1, std::memory_order_release);
   };
-  auto skip = [&](int l) {  // skip rows only (y offset so that row Rp lands at r[0])
-    ops.rs(l, Rp / VW, (Rp + Sp) / VW, nb, sh.z.data() + (size_t)l * nb * Hp, w.r.data() - Rp,
-           Sp);
-    for (int s = 0; s < nb; ++s) accumulate(&w.skip[s * Sp], &w.r[s * Sp], Sp);
-  };
-  // What layer l of this step brings from A's cache: z and the next step's
-  // older taps (A wrote both); fetched one layer before use, so the
-  // cross-core transfers overlap the previous layer's work.
-  auto prefetch = [&](int64_t step, int l) {
-    prefetch_lines(sh.z.data() + (size_t)l * nb * Hp, (size_t)nb * Hp);
-    if (step + 1 >= c.n_steps) return;
-    const int64_t t = c.t0 + step + 1, d = m.dil[l];
-    for (int s = 0; s < nb; ++s) {
-      const float* ring = c.rings + (b0 + s) * c.ring_bstride + c.ring_off[l];
-      for (int k = 0; k < m.K - 1; ++k)
-        prefetch_lines(ring + ((t - (m.K - 1 - k) * d) & c.ring_mask[l]) * Rp, Rp);
-    }
-  };
+  Seen prog(sh.prog);
   for (int l = 0; l < L; ++l) older(0, l);
-  sh.late.v.store(1, std::memory_order_release);
-  sh.ready.v.store(1, std::memory_order_release);
   for (int step = 0; step < c.n_steps; ++step) {
-    const bool next = step + 1 < c.n_steps;
-    std::fill(w.skip.begin(), w.skip.end(), 0.0f);
     for (int l = 0; l < L; ++l) {
-      wait_for(sh.prog, (int64_t)step * L + l + 1);
-      prefetch(step, l);
-      if (l == 0) continue;
-      skip(l - 1);
-      if (next) older(step + 1, l - 1);
+      prog.wait((int64_t)step * L + l + 1);
+      if (l < lo) {
+        // A reads skip_lo after the last layer; it starts the next step (and
+        // this one's layer 0) only after that read.
+        if (l == 0) std::fill(sh.skip_lo.begin(), sh.skip_lo.end(), 0.0f);
+        ops.rs(l, Rp / VW, (Rp + Sp) / VW, nb, sh.z.data() + (size_t)l * nb * Hp,
+               w.r.data() - Rp, Sp);
+        for (int s = 0; s < nb; ++s) accumulate(&sh.skip_lo[s * Sp], &w.r[s * Sp], Sp);
+        if (l == lo - 1) sh.lows.v.store(step + 1, std::memory_order_release);
+      }
+      if (step + 1 < c.n_steps) older(step + 1, l);
     }
-    skip(L - 1);
-    head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
-    for (int s = 0; s < nb; ++s) draw(m, c, b0 + s, step, &w.lg[s * m.Op], w.smp.data());
-    sh.ready.v.store(step + 2, std::memory_order_release);
-    // The last layer's older taps are not needed before A gets there again:
-    // off the sample's critical path.
-    if (next) older(step + 1, L - 1);
-    sh.late.v.store(step + 2, std::memory_order_release);
   }
 }
 
