@@ -59,6 +59,11 @@ def test_pack_round_trip(tmp_path):
     torch.testing.assert_close(loaded.std, voc.std, rtol=1e-5, atol=1e-6)
     feats = torch.randn(4, 10)
     torch.testing.assert_close(loaded(feats), voc(feats), rtol=0, atol=1e-5)
+    # The fast generator's precision travels with the pack (TTS has no option).
+    voc.precision = "int8"
+    voc.save_pretrained(tmp_path / "pack8")
+    assert WaveNetVocoder.from_pretrained(tmp_path / "pack8").precision == "int8"
+    assert loaded.precision == "float32"
 
 
 def test_bad_features_are_refused():

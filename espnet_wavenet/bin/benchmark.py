@@ -246,7 +246,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=2.0, help="audio per stream (fast kinds)")
     p.add_argument("--reference_seconds", type=float, default=0.05)
     p.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 16])
-    p.add_argument("--kinds", nargs="+", choices=KINDS, default=["fast", "fast_fp16", "reference"],
+    p.add_argument("--kinds", nargs="+", choices=KINDS,
+                   default=["fast", "fast_fp16", "fast_int8", "reference"],
                    help="fast: float32 kernel (exact); fast_fp16, fast_int8: float16 / int8 "
                    "weights (faster, not exact); reference; gpu")
     p.add_argument("--threads", type=int, default=None, help="default: torch threads")

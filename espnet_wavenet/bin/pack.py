@@ -6,6 +6,7 @@ import logging
 
 from espnet2.utils.types import str2bool
 
+from espnet_wavenet.generation import PRECISIONS
 from espnet_wavenet.vocoder.pack import pack_experiment
 
 
@@ -16,13 +17,18 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats_file", default=None, help="feats_stats.npz (default: from config)")
     p.add_argument("--out_dir", required=True)
     p.add_argument("--use_ema", type=str2bool, default=True)
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="the packed vocoder's fast-generator weights (decode --precision "
+                   "overrides it); int8: faster, not exact")
     return p
 
 
 def main(cmd=None) -> None:
     args = get_parser().parse_args(cmd)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    pack_experiment(args.config, args.model_file, args.out_dir, args.stats_file, args.use_ema)
+    pack_experiment(
+        args.config, args.model_file, args.out_dir, args.stats_file, args.use_ema, args.precision
+    )
 
 
 if __name__ == "__main__":

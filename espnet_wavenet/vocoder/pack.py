@@ -6,6 +6,7 @@ from typing import Optional, Union
 
 import yaml
 
+from espnet_wavenet.generation import PRECISIONS
 from espnet_wavenet.train.ema import _buffer_name
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder, load_stats, load_weights
 
@@ -66,9 +67,15 @@ def pack_experiment(
     out_dir: Union[str, Path],
     stats_file: Optional[Union[str, Path]] = None,
     use_ema: bool = True,
+    precision: str = "float32",
 ) -> Path:
-    """Write a packed model directory that ``WaveNetVocoder.from_pretrained`` reads."""
+    """Write a packed model directory that ``WaveNetVocoder.from_pretrained`` reads;
+    ``precision`` is its fast generator's default (e.g. for ESPnet's Text2Speech,
+    which has no option for it)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
     vocoder = vocoder_from_experiment(config, model_file, stats_file, use_ema)
+    vocoder.precision = precision
     out = vocoder.save_pretrained(out_dir, stats_file=vocoder.stats_file)
     logging.info("packed %s -> %s", model_file, out)
     return out
