@@ -266,3 +266,23 @@ def test_split_step_and_frame_rate_conditioning(dist):
         assert torch.equal(one[0], out[i]) and torch.equal(one_lg[0], lg[i])
     dense, _ = gen.generate(c_up[:1], length, noise[:1], g[:1])
     torch.testing.assert_close(dense[0], out[0], atol=1e-5, rtol=0)
+
+
+@needs_fast
+def test_benchmark_profile_accounts_for_the_step(capsys):
+    # --profile builds the kernel with its cycle counters; each thread's timed
+    # parts fit within the whole call (A's layer work is what is left of it).
+    import json
+
+    from espnet_wavenet.bin import benchmark
+
+    benchmark.main(["--config", str(CONF), "--kinds", "fast", "fast_int8", "--profile",
+                    "--seconds", "0.2"])
+    report = json.loads(capsys.readouterr().out)
+    profiles = report["configs"][0]["profile"]
+    assert [p["precision"] for p in profiles] == ["float32", "int8"]
+    for p in profiles:
+        c = p["cycles_per_sample"]
+        assert c["a_layers"] > 0 and c["a_head"] > 0 and c["a_draw"] > 0 and c["b_older"] > 0
+        assert c["b_wait"] + c["b_older"] + c["b_skips"] <= c["total"]
+        assert p["us_per_sample"] > 0

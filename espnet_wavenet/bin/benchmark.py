@@ -18,6 +18,7 @@ agreement with the float32 kernel; see :mod:`espnet_wavenet.generation.quality`)
 """
 
 import argparse
+import ctypes
 import json
 import logging
 import os
@@ -175,6 +176,44 @@ def precision_quality_of(args) -> Dict[str, Any]:
     return out
 
 
+# Slots of the kernel's wn_profile (enum in csrc/wavenet_fast.cpp).
+PROFILE_SLOTS = ("steps", "total", "a_wait", "a_head", "a_draw", "b_wait", "b_older", "b_skips")
+
+
+def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[str, Any]:
+    """Where one utterance's time goes in the two-thread pipeline: TSC cycles
+    per sample of each part, from a kernel built with -DWN_PROFILE."""
+    from espnet_wavenet.generation import extension
+
+    lib = extension.load_profiling_library()
+    gen = FastGenerator(net, dist, threads=2, precision=precision, split=True)
+    gen.lib = lib
+    up = net.upsample
+    frames = [torch.randn(aux, -(-length // up.hop) + 2 * up.aux_context_window)]
+    noise = dist.noise(1, length, torch.Generator().manual_seed(0))
+    gen.generate_from_frames(frames, min(length, 2048), noise)  # warm-up
+    buf = (ctypes.c_uint64 * len(PROFILE_SLOTS))()
+    lib.wn_profile(buf)  # reset
+    wall = time.perf_counter()
+    gen.generate_from_frames(frames, length, noise)
+    wall = time.perf_counter() - wall
+    lib.wn_profile(buf)
+    v = dict(zip(PROFILE_SLOTS, buf))
+    n = max(1, v.pop("steps"))
+    per = {k: round(c / n) for k, c in v.items()}
+    # Thread A's layer work is what is left of its time (it runs the chain).
+    per["a_layers"] = per["total"] - per["a_wait"] - per["a_head"] - per["a_draw"]
+    return dict(
+        precision=precision,
+        us_per_sample=round(wall / length * 1e6, 2),
+        tsc_ghz=round(v["total"] / wall / 1e9, 2),
+        cycles_per_sample=per,
+        note="thread A: a_layers (newest taps, gates, residuals, last skips) + a_head + "
+        "a_draw (sampling) + a_wait (for B); thread B: b_older (next step's older taps "
+        "and conditioning) + b_skips (first layers' skips) + b_wait (for A)",
+    )
+
+
 def bench_config(path: str, args) -> Dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
@@ -195,6 +234,13 @@ def bench_config(path: str, args) -> Dict[str, Any]:
         random_weights=True,
         results=[],
     )
+    if args.profile and net.upsample is not None and fast_available(net):
+        out["profile"] = [
+            profile_pipeline(net, dist, PRECISION_OF_KIND[k], int(args.seconds * fs),
+                             conf["feats_conf"]["n_mels"])
+            for k in args.kinds if k in PRECISION_OF_KIND
+        ]
+        return out
     kinds = [k for k in args.kinds if k != "gpu" or torch.cuda.is_available()]
     if any(k.startswith("fast") for k in kinds) and not fast_available(net):
         logging.warning("fast kernel unavailable: timing the reference only")
@@ -251,6 +297,9 @@ def get_parser() -> argparse.ArgumentParser:
                    help="fast: float32 kernel (exact); fast_fp16, fast_int8: float16 / int8 "
                    "weights (faster, not exact); reference; gpu")
     p.add_argument("--threads", type=int, default=None, help="default: torch threads")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of timings: cycles per sample of each part of the two-thread "
+                   "pipeline (one utterance), from a -DWN_PROFILE build of the kernel")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--reference_threads", type=int, default=1)
     q = p.add_argument_group("precision quality on a trained model")

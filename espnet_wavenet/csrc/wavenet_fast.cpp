@@ -30,8 +30,10 @@
 namespace {
 
 constexpr int VW = 16;  // floats per vector and rows per weight panel
-// Share of the layers whose skips the pipeline's thread B projects (skip_split).
-constexpr int SKIP_SPLIT_NUM = 3, SKIP_SPLIT_DEN = 4;
+// Quarters of the layers whose skips the pipeline's thread B projects
+// (skip_split): tuned on the default and quality configs; with float weights
+// thread A's products are slower (memory bound), so B takes more.
+constexpr int SKIP_SPLIT_FLOAT = 3, SKIP_SPLIT_INT8 = 2;
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v16u __attribute__((vector_size(64), aligned(4)));
 typedef int32_t i16v __attribute__((vector_size(64)));
@@ -602,6 +604,21 @@ inline void older_taps(const WnModel& m, const WnCall& c, int b0, int nb, int l,
   }
 }
 
+inline void prefetch_taps(const WnModel& m, const WnCall& c, int b0, int nb, int l, int64_t t) {
+#if defined(__x86_64__)
+  const int64_t d = m.dil[l];
+  for (int s = 0; s < nb; ++s) {
+    const float* ring = c.rings + (b0 + s) * c.ring_bstride + c.ring_off[l];
+    for (int k = 0; k < m.K - 1; ++k) {
+      const float* p = ring + ((t - (m.K - 1 - k) * d) & c.ring_mask[l]) * m.Rp;
+      for (int i = 0; i < m.Rp; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+    }
+  }
+#else
+  (void)m, (void)c, (void)b0, (void)nb, (void)l, (void)t;
+#endif
+}
+
 // Skip sums -> logits (the output head), nb streams.
 template <typename HT>
 void head(const WnModel& m, int nb, float* skip, float* o1, float* lgs) {
@@ -644,7 +661,9 @@ struct Scratch {
 // The skip sum is formed as two partial sums, layers [0, lo) and [lo, L), then
 // added: in the pipeline, thread B projects the first lo layers' skips and A
 // the rest (see run_pipe; lo balances the two threads' loads).
-inline int skip_split(const WnModel& m) { return SKIP_SPLIT_NUM * m.L / SKIP_SPLIT_DEN; }
+inline int skip_split(const WnModel& m) {
+  return (m.prec == 2 ? SKIP_SPLIT_INT8 : SKIP_SPLIT_FLOAT) * m.L / 4;
+}
 
 // One thread, streams [b0, b1): every layer for every stream, step by step.
 template <typename Ops>
@@ -744,6 +763,31 @@ struct Barrier2 {
   }
 };
 
+// Profile of the pipeline (built with -DWN_PROFILE only): TSC cycles summed
+// over calls, read and reset by wn_profile.
+#if defined(WN_PROFILE) && defined(__x86_64__)
+// Keep in step with PROFILE_SLOTS in bin/benchmark.py.
+enum { P_STEPS, P_TOTAL, P_A_WAIT, P_A_HEAD, P_A_DRAW, P_B_WAIT, P_B_OLDER, P_B_SKIPS, P_N };
+static std::atomic<uint64_t> g_prof[P_N];
+// Per-thread sums (a shared line would ping-pong between the two cores and
+// distort what it measures), added to g_prof when a thread's part ends.
+static thread_local uint64_t t_prof[P_N];
+struct ProfTimer {
+  int slot;
+  uint64_t t0 = __rdtsc();
+  explicit ProfTimer(int s) : slot(s) {}
+  ~ProfTimer() { t_prof[slot] += __rdtsc() - t0; }
+};
+inline void prof_flush() {
+  for (int i = 0; i < P_N; ++i) g_prof[i] += t_prof[i], t_prof[i] = 0;
+}
+#define WN_PROF(slot) ProfTimer prof_timer_##slot(slot)
+#define WN_PROF_FLUSH() prof_flush()
+#else
+#define WN_PROF(slot)
+#define WN_PROF_FLUSH()
+#endif
+
 struct PipeShared {
   Flag prog;  // A: layers gated, step * L + l + 1 (z and the ring input published)
   Flag olds;  // B: older-tap sums done, step * L + l + 1
@@ -772,7 +816,10 @@ void pipe_a(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
     const float* past = sh.past.data() + (size_t)(step & 1) * L * nb * G2;
     for (int l = 0; l < L; ++l) {
       for (int s = 0; s < nb; ++s) write_ring(c, b0 + s, l, t, &w.h[s * Rp], Rp);
-      olds.wait((int64_t)step * L + l + 1);
+      {
+        WN_PROF(P_A_WAIT);
+        olds.wait((int64_t)step * L + l + 1);
+      }
       if (l + 1 < L) prefetch_lines(past + (size_t)(l + 1) * nb * G2, (size_t)nb * G2);
       ops.conv_new(l, nb, w.h.data(), w.a.data(), past + (size_t)l * nb * G2);
       float* z = sh.z.data() + (size_t)l * nb * Hp;
@@ -788,12 +835,18 @@ void pipe_a(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
       if (l == L - 2 && lo > 0) prefetch_lines(sh.skip_lo.data(), (size_t)nb * Sp);
     }
     if (lo > 0) {
+      WN_PROF(P_A_WAIT);
       lows.wait(step + 1);
       accumulate(w.skip.data(), sh.skip_lo.data(), nb * Sp);
     }
-    head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
+    {
+      WN_PROF(P_A_HEAD);
+      head<typename Ops::Head>(m, nb, w.skip.data(), w.o1.data(), w.lg.data());
+    }
+    WN_PROF(P_A_DRAW);
     for (int s = 0; s < nb; ++s) draw(m, c, b0 + s, step, &w.lg[s * m.Op], w.smp.data());
   }
+  WN_PROF_FLUSH();
 }
 
 // Thread B: the next step's older taps and the first layers' skips.
@@ -817,8 +870,12 @@ void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
   for (int l = 0; l < L; ++l) older(0, l);
   for (int step = 0; step < c.n_steps; ++step) {
     for (int l = 0; l < L; ++l) {
-      prog.wait((int64_t)step * L + l + 1);
+      {
+        WN_PROF(P_B_WAIT);
+        prog.wait((int64_t)step * L + l + 1);
+      }
       if (l < lo) {
+        WN_PROF(P_B_SKIPS);
         // A reads skip_lo after the last layer; it starts the next step (and
         // this one's layer 0) only after that read.
         if (l == 0) std::fill(sh.skip_lo.begin(), sh.skip_lo.end(), 0.0f);
@@ -827,17 +884,31 @@ void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
         for (int s = 0; s < nb; ++s) accumulate(&sh.skip_lo[s * Sp], &w.r[s * Sp], Sp);
         if (l == lo - 1) sh.lows.v.store(step + 1, std::memory_order_release);
       }
-      if (step + 1 < c.n_steps) older(step + 1, l);
+      WN_PROF(P_B_OLDER);
+      if (step + 1 < c.n_steps) {
+        // The next layer's older taps (A wrote them, most a few steps ago):
+        // their cross-core transfer overlaps this layer's products.
+        if (l + 1 < L) prefetch_taps(m, c, b0, nb, l + 1, c.t0 + step + 1);
+        older(step + 1, l);
+      }
     }
   }
+  WN_PROF_FLUSH();
 }
 
 template <typename Ops>
 void run_pipe(const WnModel& m, const WnCall& c, int b0, int b1) {
+#if defined(WN_PROFILE) && defined(__x86_64__)
+  const uint64_t t0 = __rdtsc();
+#endif
   PipeShared sh(m, b1 - b0);
   std::thread other(pipe_b<Ops>, std::cref(m), std::cref(c), b0, b1 - b0, std::ref(sh));
   pipe_a<Ops>(m, c, b0, b1 - b0, sh);
   other.join();
+#if defined(WN_PROFILE) && defined(__x86_64__)
+  g_prof[P_TOTAL] += __rdtsc() - t0;
+  g_prof[P_STEPS] += c.n_steps;
+#endif
 }
 
 typedef void (*RangeFn)(const WnModel&, const WnCall&, int, int);
@@ -863,6 +934,18 @@ extern "C" double wn_barrier_bench(int64_t n) {
   other.join();
   auto t1 = std::chrono::steady_clock::now();
   return std::chrono::duration<double, std::nano>(t1 - t0).count() / (double)n;
+}
+
+// Copies the profile counters into out[0:P_N] and resets them; returns the
+// number of slots (0 when not built with -DWN_PROFILE).
+extern "C" int wn_profile(uint64_t* out) {
+#if defined(WN_PROFILE) && defined(__x86_64__)
+  for (int i = 0; i < P_N; ++i) out[i] = g_prof[i].exchange(0);
+  return P_N;
+#else
+  (void)out;
+  return 0;
+#endif
 }
 
 extern "C" int wn_has_vnni() {

@@ -39,6 +39,7 @@ BASE_FLAGS = [
 ]
 _lib: Optional[ctypes.CDLL] = None
 _error: Optional[str] = None
+_profile_lib: Optional[ctypes.CDLL] = None
 
 
 def disabled() -> bool:
@@ -90,7 +91,7 @@ def _compile(cxx: str, flags: List[str], out: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _build() -> ctypes.CDLL:
+def _build(extra_flags: List[str] = ()) -> ctypes.CDLL:
     cxx = _compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler (g++) found")
@@ -103,7 +104,7 @@ def _build() -> ctypes.CDLL:
     errors = []
     # Prefer code tuned for this CPU; fall back to the baseline ISA.
     for extra in (["-march=native"], []):
-        flags = BASE_FLAGS + extra
+        flags = BASE_FLAGS + list(extra_flags) + extra
         key = hashlib.sha256(
             source + repr(flags).encode() + version.encode() + _cpu_signature().encode()
         ).hexdigest()[:16]
@@ -138,6 +139,15 @@ def load_library() -> Optional[ctypes.CDLL]:
             _error = str(e)
             logging.warning("fast WaveNet kernel unavailable: %s", _error)
     return _lib
+
+
+def load_profiling_library() -> ctypes.CDLL:
+    """The kernel built with ``-DWN_PROFILE`` (cycle counters of the two-thread
+    pipeline, see ``wn_profile``); for ``bin/benchmark.py --profile`` only."""
+    global _profile_lib
+    if _profile_lib is None:
+        _profile_lib = _build(["-DWN_PROFILE"])
+    return _profile_lib
 
 
 def load_error() -> Optional[str]:
