@@ -144,11 +144,23 @@ def test_batched_equals_one_by_one(dist, n_speakers):
 @needs_fast
 @pytest.mark.parametrize("dist,n_speakers", [("mulaw", 2), ("mol", 0), ("gaussian", 0)])
 def test_streaming_equals_offline(dist, n_speakers):
+    check_streaming(vocoder(dist, n_speakers), 1 if n_speakers else None)
+
+
+@needs_fast
+@pytest.mark.parametrize("precision", ["float16", "int8"])
+def test_streaming_equals_offline_low_precision(precision):
+    # Quantization is per vector and deterministic, so chunking changes nothing.
+    voc = vocoder("mulaw", 2)
+    voc.set_generator("fast", precision)
+    assert voc.generator.precision == precision
+    check_streaming(voc, 1)
+
+
+def check_streaming(voc: WaveNetVocoder, sid) -> None:
     from espnet_wavenet.generation.streaming import StreamingVocoder
 
-    voc = vocoder(dist, n_speakers)
     f = feats(19, 3)
-    sid = 1 if n_speakers else None
     offline = voc.generate([f], sids=[sid] if sid is not None else None, seed=7)[0]
     stream = StreamingVocoder(voc, sid=sid, seed=7)
     la = stream.lookahead_frames
