@@ -876,8 +876,8 @@ void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
       }
       if (l < lo) {
         WN_PROF(P_B_SKIPS);
-        // A reads skip_lo after the last layer; it starts the next step (and
-        // this one's layer 0) only after that read.
+        // Safe to zero at layer 0: A read the previous step's sum before it
+        // started this step (whose layer 0 it has published).
         if (l == 0) std::fill(sh.skip_lo.begin(), sh.skip_lo.end(), 0.0f);
         ops.rs(l, Rp / VW, (Rp + Sp) / VW, nb, sh.z.data() + (size_t)l * nb * Hp,
                w.r.data() - Rp, Sp);
