@@ -10,9 +10,11 @@ loop then runs the chunk for the whole batch, threads splitting the batch.
 :meth:`FastGenerator.generate_from_frames` (what the vocoder and the streaming
 API use) projects at frame rate instead and forms each sample's conditioning
 in the kernel from the 3-4 projected frames it depends on (see
-"frame-rate conditioning" below). With one stream, the step can be shared by
-two threads (``split``); every path rounds identically, so a batch equals its
-utterances one by one whatever the thread layout.
+"frame-rate conditioning" below). With fewer streams than threads, each
+stream runs on a pair of threads as a pipeline (``split``; see the kernel);
+every path rounds identically, so a batch equals its utterances one by one
+whatever the thread layout. ``precision`` picks float32 (exact), float16 or
+int8 weights.
 """
 
 import ctypes
@@ -38,7 +40,9 @@ PANEL = 16  # rows per weight panel; every channel count is padded to it
 # Floats of precomputed conditioning held at once (bounds memory: 32 MB).
 COND_BUDGET = 8 * 1024 * 1024
 CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
-SPLIT_MAX_BARRIER_NS = 500.0  # above this, L + 2 exchanges a sample cost about what they save
+# Above this a spin exchange means another process holds a core: the pipeline's
+# threads would wait on each other (and on it) more than they gain.
+SPLIT_MAX_BARRIER_NS = 500.0
 SPLIT_PROBE_EVERY_S = 30.0
 
 _p = ctypes.c_void_p
