@@ -151,7 +151,9 @@ def trained():
 def quality(trained):
     voc = trained["vocoder"]
     utts = utterances_from_wavs(voc, [trained["dev"]], DEV_SECONDS)
-    return utts, precision_quality(voc.net, voc.dist, utts, threads=2, free_run_steps=600)
+    return utts, precision_quality(
+        voc.net, voc.dist, utts, threads=2, free_run_steps=600, feats_conf=voc.feats_conf
+    )
 
 
 def test_trained_model_learned(trained, quality):
@@ -201,6 +203,12 @@ def test_trained_low_precision_nll(quality):
             r = fr[key][p]
             assert len(r["first_divergence"]) == 1 and 0 <= r["first_divergence"][0] <= 600
             assert 0.0 <= r["identical_fraction"] <= 1.0
+    # Whole-utterance audio: every precision about as far from the natural
+    # speech as float32 (broken arithmetic would give noise, tens of dB away).
+    mel = q["free_running_logmel_db"]
+    assert set(mel) == {"float32", "float16", "int8", "float32_other_noise"}
+    for p in ("float16", "int8", "float32_other_noise"):
+        assert 0.0 < mel[p] < 40.0 and abs(mel[p] - mel["float32"]) < 3.0, mel
 
 
 def test_int8_teacher_forcing_is_quantized(trained):

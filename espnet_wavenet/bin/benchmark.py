@@ -170,7 +170,7 @@ def precision_quality_of(args) -> Dict[str, Any]:
     out.update(
         precision_quality(
             vocoder.net, vocoder.dist, utts, sids, args.quality_precisions, args.threads,
-            args.quality_free_run_steps,
+            args.quality_free_run_steps, feats_conf=vocoder.feats_conf,
         )
     )
     return out

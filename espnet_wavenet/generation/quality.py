@@ -9,7 +9,10 @@ float32 kernel (itself equal to the parallel forward pass, the control):
   makes free-running outputs drift apart;
 * free running from the same noise, at temperature 1 and at argmax: how soon
   the samples leave the float32 ones. Divergence alone is no defect (another
-  seed diverges at once); the step counts show how close the arithmetic is.
+  seed diverges at once); the step counts show how close the arithmetic is;
+* with ``feats_conf``: whole utterances generated at temperature 1, their
+  log-mel distance (dB) to the natural speech per precision, next to float32
+  with other noise (the spread that sampling alone gives).
 
 Random weights are a weak check (an untrained net's outputs are nearly
 uniform and its activations unlike a trained one's): run it on a trained model
@@ -27,6 +30,7 @@ import torch
 
 from espnet_wavenet.data.audio import read_audio, resample
 from espnet_wavenet.distributions import Distribution, MuLawSoftmax
+from espnet_wavenet.evaluation.logmel import LogMelDistance
 from espnet_wavenet.features import extract_feats
 from espnet_wavenet.generation.fast import FastGenerator
 from espnet_wavenet.models.wavenet import WaveNet
@@ -88,6 +92,7 @@ def precision_quality(
     threads: Optional[int] = None,
     free_run_steps: int = 4000,
     seed: int = 0,
+    feats_conf: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Teacher-forced NLL and free-running agreement of each precision (JSON-able).
 
@@ -100,6 +105,7 @@ def precision_quality(
         threads: kernel threads (default: torch's).
         free_run_steps: samples generated per utterance (0: skip free running).
         seed: noise of utterance i is seeded with ``seed + i``.
+        feats_conf: the model's features: adds ``free_running_logmel_db``.
     """
     net.eval()
     if sids is not None and len(sids) != len(utterances):
@@ -120,6 +126,8 @@ def precision_quality(
     free = {t: {p: dict(first=[], same=0) for p in precisions[1:]} for t in temperatures}
     distinct = {t: [] for t in temperatures}  # of the float32 samples, per utterance
     free_steps = []
+    logmel = LogMelDistance(feats_conf) if feats_conf is not None else None
+    mel_db: Dict[str, List[float]] = {p: [] for p in [*precisions, "float32_other_noise"]}
     for i, (frames, wav) in enumerate(utterances):
         frames = frames.detach().cpu().float()
         x = wav.detach().cpu().float().reshape(1, -1)
@@ -146,6 +154,15 @@ def precision_quality(
                 lg32 = lg
             err32[p] = max(err32[p], float((lg - lg32).abs().max()))
         del ref, lg32
+
+        if logmel is not None:
+            n = x.shape[1]
+            runs = [(p, seed + i) for p in precisions] + [("float32_other_noise", seed + i + 7919)]
+            for name, s in runs:
+                noise = dist.noise(1, n, torch.Generator().manual_seed(s))
+                gen = gens["float32" if name == "float32_other_noise" else name]
+                out, _ = gen.generate_from_frames([frames], n, noise, g, 1.0)
+                mel_db[name].append(logmel(x[0].numpy(), out[0].numpy()))
 
         steps = min(free_run_steps, x.shape[1])
         free_steps.append(steps)
@@ -190,6 +207,12 @@ def precision_quality(
             )
         free_running[key] = row
     logging.info("free running vs float32: %s", free_running)
+    extra: Dict[str, Any] = {}
+    if logmel is not None:
+        extra["free_running_logmel_db"] = {
+            k: round(float(np.mean(v)), 3) for k, v in mel_db.items() if v
+        }
+        logging.info("log-mel distance to the natural speech: %s", extra["free_running_logmel_db"])
     return dict(
         distribution=type(dist).__name__,
         utterances=len(utterances),
@@ -197,12 +220,16 @@ def precision_quality(
         threads=gens["float32"].threads,
         teacher_forced=teacher,
         free_running=free_running,
+        **extra,
         note=(
             "teacher_forced: the kernel fed the true previous sample; NLL in bits per "
             "sample over all utterances; float32 is the control (equals the parallel "
             "forward). free_running: same noise as the float32 kernel; first step where "
             "the samples differ, per utterance, and the fraction of identical samples "
             "(divergence by itself is expected: sampling amplifies any difference; "
-            "float32_distinct_values 1: the run settled on a constant, agreement is moot)"
+            "float32_distinct_values 1: the run settled on a constant, agreement is moot). "
+            "free_running_logmel_db: whole utterances at temperature 1, mean log-mel RMSE "
+            "to the natural speech (dB); float32_other_noise: the same with other noise, "
+            "the spread sampling alone gives"
         ),
     )
