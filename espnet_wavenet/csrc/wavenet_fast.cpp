@@ -4,7 +4,7 @@
 // layers, the output head and the sampling, with no Python in between.
 // Weights arrive packed by espnet_wavenet/generation/fast.py: every matrix is
 // cut into panels of 16 output rows, each panel stored column by column, so a
-// matrix-vector product streams memory linearly and keeps 16-row accumulators
+// matrix-vector product streams memory linearly and keeps panel-row accumulators
 // in registers.  Several streams (utterances) of a batch are processed by one
 // thread together, so each weight is loaded once per step for all of them.
 // The per-layer conditioning (aux projection + speaker term + conv bias) is
@@ -29,38 +29,40 @@
 
 namespace {
 
-constexpr int VW = 16;  // floats per vector and rows per weight panel
+// Floats per vector and rows per weight panel: one native vector register
+// (GCC lowers wider generic vectors on AVX2 badly: ~20x slower, measured).
+#if defined(__AVX512F__)
+constexpr int VW = 16;
+#elif defined(__AVX__)
+constexpr int VW = 8;
+#else
+constexpr int VW = 4;
+#endif
 // Quarters of the layers whose skips the pipeline's thread B projects
 // (skip_split): tuned on the default and quality configs; with float weights
 // thread A's products are slower (memory bound), so B takes more.
 constexpr int SKIP_SPLIT_FLOAT = 3, SKIP_SPLIT_INT8 = 2;
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4)));
-typedef int32_t i16v __attribute__((vector_size(64)));
-typedef uint16_t h16u __attribute__((vector_size(32), aligned(2)));
-typedef uint32_t u16v __attribute__((vector_size(64)));
+// VW-lane vectors (named v16 after the AVX-512 width).
+typedef float v16 __attribute__((vector_size(VW * 4)));
+typedef float v16u __attribute__((vector_size(VW * 4), aligned(4)));
+typedef int32_t i16v __attribute__((vector_size(VW * 4)));
 
 #if defined(__AVX512F__)
 constexpr int SMAX = 8;  // streams per register block (32 vector registers)
 #else
-constexpr int SMAX = 4;  // AVX2: 16 registers, a v16 takes two
+constexpr int SMAX = 4;  // 16 vector registers
 #endif
 
 inline v16 vload(const float* p) { return *reinterpret_cast<const v16u*>(p); }
 inline void vstore(float* p, v16 v) { *reinterpret_cast<v16u*>(p) = v; }
 inline v16 splat(float x) { return v16{} + x; }
 
-// Half-precision weights: 16 halves -> 16 floats (one F16C conversion).
+// Half-precision weights: VW halves -> VW floats (one F16C conversion).
 inline v16 vload(const uint16_t* p) {
 #if defined(__AVX512F__)
   return (v16)_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-#elif defined(__F16C__)
-  const __m128i* q = reinterpret_cast<const __m128i*>(p);
-  __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128(q)), hi = _mm256_cvtph_ps(_mm_loadu_si128(q + 1));
-  v16 r;
-  std::memcpy(&r, &lo, 32);
-  std::memcpy(reinterpret_cast<char*>(&r) + 32, &hi, 32);
-  return r;
+#elif defined(__F16C__) && defined(__AVX__)
+  return (v16)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 #else
   v16 r;
   for (int i = 0; i < VW; ++i) r[i] = (float)(*reinterpret_cast<const _Float16*>(p + i));
@@ -123,7 +125,7 @@ constexpr int panels_per_block() {
 #if defined(__AVX512F__)
   return S == 1 ? 8 : (S == 2 ? 4 : (S <= 4 ? 4 : 2));
 #else
-  return S == 1 ? 3 : (S == 2 ? 2 : 1);
+  return S == 1 ? 6 : (S == 2 ? 4 : 2);
 #endif
 }
 
@@ -153,10 +155,10 @@ void matvec(const WT* W, int p0, int p1, int cols, int ld, const float* x, int x
 // vector is quantized on the fly the same way (one scale per vector) and
 // offset to unsigned (q + 128), so one AVX-512 VNNI instruction (vpdpbusd)
 // does 64 multiply-adds into int32.  The offset is removed with the row's
-// precomputed 128 * sum(w).  Panels: 16 rows, columns in groups of 4, so a
-// panel's group is one 64-byte vector (lane = row, 4 bytes = 4 columns).
+// precomputed 128 * sum(w).  Panels: VW rows, columns in groups of 4, so a
+// panel's group is one vector (lane = row, 4 bytes = 4 columns).
 // Integer sums are exact, so every thread layout rounds identically.
-typedef int32_t i32v16 __attribute__((vector_size(64)));
+typedef int32_t i32v16 __attribute__((vector_size(VW * 4)));
 
 // Quantize n floats (n % 16 == 0) to offset bytes; returns the scale.
 inline float quantize(const float* x, int n, uint8_t* q) {
@@ -203,7 +205,7 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
     __m512i w[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v)
-      w[v] = _mm512_loadu_si512(reinterpret_cast<const void*>(W + v * pstride + (size_t)g * 64));
+      w[v] = _mm512_loadu_si512(reinterpret_cast<const void*>(W + v * pstride + (size_t)g * 4 * VW));
 #pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
       int32_t xb;
@@ -215,7 +217,7 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
     }
 #else
     for (int v = 0; v < NV; ++v) {
-      const int8_t* wp = W + v * pstride + (size_t)g * 64;
+      const int8_t* wp = W + v * pstride + (size_t)g * 4 * VW;
       for (int s = 0; s < S; ++s) {
         const uint8_t* xp = xq + s * xqs + 4 * g;
         for (int r = 0; r < VW; ++r)
@@ -330,7 +332,10 @@ struct WnCall {
   int64_t forced_bstride;
 };
 
-int wn_abi_version() { return 7; }
+int wn_abi_version() { return 8; }
+
+// Rows per weight panel (the vector width): the packing follows it.
+int wn_panel_rows() { return VW; }
 
 }  // extern "C"
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import List, Optional
 
 SOURCE = Path(__file__).resolve().parents[1] / "csrc" / "wavenet_fast.cpp"
-ABI_VERSION = 7
+ABI_VERSION = 8
 # -ffast-math is avoided on purpose: it assumes no infinities, which the
 # softmax uses; contraction (FMA) and no errno are enough for speed.
 BASE_FLAGS = [

@@ -36,7 +36,9 @@ from espnet_wavenet.distributions import (
 from espnet_wavenet.generation import PRECISIONS, extension  # PRECISIONS index: WnModel.prec
 from espnet_wavenet.models.wavenet import WaveNet
 
-PANEL = 16  # rows per weight panel; every channel count is padded to it
+# Every channel count is padded to a multiple of this; the kernel's panels
+# (its vector width: 16 rows with AVX-512, 8 with AVX2) divide it.
+PANEL = 16
 # Floats of precomputed conditioning held at once (bounds memory: 32 MB).
 COND_BUDGET = 8 * 1024 * 1024
 CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
@@ -120,12 +122,12 @@ def fast_available(net: WaveNet) -> bool:
     return device.type == "cpu" and net.gate_channels % 2 == 0
 
 
-def _panels(w: torch.Tensor, rows_p: int) -> torch.Tensor:
-    """(rows, cols) -> padded rows, cut into 16-row panels stored column-major."""
+def _panels(w: torch.Tensor, rows_p: int, panel: int) -> torch.Tensor:
+    """(rows, cols) -> padded rows, cut into ``panel``-row panels stored column-major."""
     rows, cols = w.shape
     full = w.new_zeros(rows_p, cols)
     full[:rows] = w
-    return full.reshape(rows_p // PANEL, PANEL, cols).transpose(1, 2).contiguous()
+    return full.reshape(rows_p // panel, panel, cols).transpose(1, 2).contiguous()
 
 
 def _split_gate(w: torch.Tensor, hp: int) -> torch.Tensor:
@@ -137,15 +139,15 @@ def _split_gate(w: torch.Tensor, hp: int) -> torch.Tensor:
     return out
 
 
-def _quantize(w: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _quantize(w: torch.Tensor, panel: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Padded (rows, cols) float matrix -> int8 panels for the kernel's VNNI
-    products (16 rows, columns in groups of 4), per-row scales and 128 * row sums."""
+    products (``panel`` rows, columns in groups of 4), per-row scales and 128 * row sums."""
     rows, cols = w.shape
     scale = w.abs().amax(dim=1) / 127.0
     q = torch.where(scale[:, None] > 0, w / scale.clamp(min=1e-30)[:, None], torch.zeros_like(w))
     q = q.round().clamp(-127, 127).to(torch.int8)
     csum = (q.to(torch.int32).sum(dim=1) * 128).to(torch.int32)
-    panels = q.reshape(rows // PANEL, PANEL, cols // 4, 4).transpose(1, 2).contiguous()
+    panels = q.reshape(rows // panel, panel, cols // 4, 4).transpose(1, 2).contiguous()
     return panels.reshape(-1), scale.float().contiguous(), csum.contiguous()
 
 
@@ -205,7 +207,10 @@ class FastGenerator:
         if precision not in PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
         if precision == "int8" and not self.lib.wn_has_vnni():
-            logging.warning("no AVX-512 VNNI on this CPU: int8 runs a slow portable loop")
+            logging.warning(
+                "no AVX-512 VNNI in this build of the kernel: int8 runs a portable loop, "
+                "slower than float32 here (about 3x with AVX2, measured)"
+            )
         self.precision = precision
         self.split = split
         self._key = None
@@ -231,6 +236,7 @@ class FastGenerator:
         )
         Rp, Hp, Sp, Op = _pad(R), _pad(G // 2), _pad(S), _pad(O)
         wdt = torch.float16 if self.precision == "float16" else torch.float32
+        panel = int(self.lib.wn_panel_rows())  # the kernel's vector width
         t = {}  # every tensor the kernel reads; kept alive on self
         t["dil"] = torch.tensor([b.dilation for b in blocks], dtype=torch.int32)
         if net.input_type == "categorical":
@@ -247,7 +253,7 @@ class FastGenerator:
             w = b.conv.weight.detach().float()  # (G, R, K)
             m = torch.zeros(G, K, Rp)
             m[:, :, :R] = w.permute(0, 2, 1)
-            conv.append(_panels(_split_gate(m.reshape(G, K * Rp), Hp), 2 * Hp))
+            conv.append(_panels(_split_gate(m.reshape(G, K * Rp), Hp), 2 * Hp, panel))
             taps += [_split_gate(m[:, k], Hp) for k in range(K)]
             m = torch.zeros(Rp + Sp, Hp)
             # A block without conv_res (the last one) only feeds the skips; the
@@ -267,21 +273,21 @@ class FastGenerator:
                 glob.append(_split_gate(b.conv_global.weight.detach().float()[:, :, 0], Hp))
         if self.precision == "int8":
             for name, mats in (("qconv", taps), ("qrs", rs)):
-                q = [_quantize(x) for x in mats]
+                q = [_quantize(x, panel) for x in mats]
                 t[name], t[name + "_s"], t[name + "_c"] = (torch.cat(v) for v in zip(*q))
         else:
             t["wconv"] = torch.stack(conv).to(wdt).contiguous()
-            t["wrs"] = torch.stack([_panels(x, Rp + Sp) for x in rs]).to(wdt).contiguous()
+            t["wrs"] = torch.stack([_panels(x, Rp + Sp, panel) for x in rs]).to(wdt).contiguous()
         t["brs"] = torch.stack(brs).contiguous()
         # Columns padded too: the kernel reads Sp columns (the padded skips are
         # zero, but unpadded columns would read past the buffer).
         w1 = torch.zeros(S, Sp)
         w1[:, :S] = net.out1.weight.detach().float()[:, :, 0]
-        t["w1"] = _panels(w1, Sp).to(wdt)
+        t["w1"] = _panels(w1, Sp, panel).to(wdt)
         t["b1"] = _pad_vec(net.out1.bias, Sp)
         w2 = torch.zeros(O, Sp)
         w2[:, :S] = net.out2.weight.detach().float()[:, :, 0]
-        t["w2"] = _panels(w2, Op).to(wdt)
+        t["w2"] = _panels(w2, Op, panel).to(wdt)
         t["b2"] = _pad_vec(net.out2.bias, Op)
         if isinstance(dist, MuLawSoftmax):
             classes = torch.arange(dist.quantization_channels)
