@@ -245,9 +245,10 @@ def test_streaming_without_incremental_generator(caplog):
 @needs_fast
 @pytest.mark.parametrize("dist", list(DISTS))
 def test_split_step_and_frame_rate_conditioning(dist):
-    # Wider than tiny so each of the two threads owns gate rows (Hp 32); frame-rate
-    # conditioning (projection before upsampling) against the reference on the
-    # upsampler's output, utterances of 1, 3 and 5 frames (both ends matter).
+    # Frame-rate conditioning (projection before upsampling) against the
+    # reference on the upsampler's output, utterances of 1, 3 and 5 frames (both
+    # ends matter); a batch of 3 (whole streams per thread) against each stream
+    # alone (the two-thread pipeline). Wider than tiny: several panels a matrix.
     from espnet_wavenet.layers.upsample import pad_context
 
     torch.set_num_threads(2)
@@ -271,7 +272,7 @@ def test_split_step_and_frame_rate_conditioning(dist):
         assert torch.equal(out, ref)
     else:
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
-    for i in range(len(frames)):  # one stream: the step is split over two threads
+    for i in range(len(frames)):  # one stream, two threads: the pipeline
         one, one_lg = gen.generate_from_frames(
             [frames[i]], length, noise[i : i + 1], g[i : i + 1], return_logits=True
         )

@@ -10,11 +10,11 @@ them); wall-clock medians over ``--repeats`` runs, plus the process CPU time
 fast/reference ratio is measured in the same run; the reference is timed on a
 short stretch only (it is slow).
 
-What the lower precisions cost is measured on random weights for each
-lower-precision kind asked for (``fp16_quality`` / ``int8_quality``: a weak
-check), and with ``--quality_model`` on a trained packed model and real speech
-(``precision_quality``: teacher-forced NLL per precision and free-running
-agreement with the float32 kernel; see :mod:`espnet_wavenet.generation.quality`).
+What the lower precisions cost is measured with ``--quality_model`` on a
+trained packed model and real speech (``precision_quality``: teacher-forced
+NLL per precision, free-running agreement with the float32 kernel and the
+generated audio's log-mel distance to the natural speech; see
+:mod:`espnet_wavenet.generation.quality`).
 """
 
 import argparse
@@ -32,7 +32,7 @@ from typing import Any, Dict, List, Optional
 import torch
 import yaml
 
-from espnet_wavenet.generation.fast import FastGenerator, fast_available
+from espnet_wavenet.generation.fast import FastGenerator, barrier_ns, fast_available
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
 
@@ -63,15 +63,12 @@ def make_generator(kind: str, net, dist, threads: int):
     return FastGenerator(net, dist, threads=threads, precision=PRECISION_OF_KIND[kind])
 
 
-def split_barrier_ns():
-    """Cost of one barrier of the two-thread split step, ns (None without the kernel)."""
+def split_barrier_ns() -> Optional[float]:
+    """Cost of one spin exchange between two threads, ns (None without the kernel)."""
     from espnet_wavenet.generation import extension
 
     lib = extension.load_library()
-    if lib is None:
-        return None
-    holder = type("Probe", (), {"lib": lib})()
-    return round(FastGenerator.barrier_ns(holder), 1)
+    return round(barrier_ns(lib), 1) if lib is not None else None
 
 
 def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict[str, Any]:
@@ -109,33 +106,6 @@ def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict
         wall_s=round(wall, 4),
         cpu_s=round(statistics.median(cpus), 4),
         samples_per_s=round(batch * length / wall, 1),
-    )
-
-
-def quality_check(
-    net, dist, threads: int, precision: str = "float16", length: int = 2000
-) -> Dict[str, Any]:
-    """``precision`` weights vs float32 on the same noise, random weights and
-    conditioning: logits error and agreement (see :func:`precision_quality_of`
-    for a trained model)."""
-    c_up = torch.randn(1, net.aux_channels, length)
-    noise = dist.noise(1, length, torch.Generator().manual_seed(0))
-    a, la = FastGenerator(net, dist, threads).generate(c_up, length, noise, return_logits=True)
-    b, lb = FastGenerator(net, dist, threads, precision=precision).generate(
-        c_up, length, noise, return_logits=True
-    )
-    first = int((a != b).nonzero()[0, 1]) if (a != b).any() else length
-    span = max(first, 1)  # logits compared while both have the same past
-    return dict(
-        steps=length,
-        identical_samples_before_divergence=first,
-        max_abs_logit_err=float((la - lb)[:, :, :span].abs().max()),
-        logit_range=float(la.abs().max()),
-        note=(
-            "random weights and conditioning: a weak check (an untrained net's outputs "
-            "are nearly uniform, its activations unlike a trained one's); see "
-            "precision_quality (--quality_model) for a trained model on real speech"
-        ),
     )
 
 
@@ -279,9 +249,6 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                         r["samples_per_s"] / rows["reference"]["samples_per_s"], 1
                     )
         net = net.cpu()
-    for kind, name in (("fast_fp16", "fp16_quality"), ("fast_int8", "int8_quality")):
-        if kind in kinds:
-            out[name] = quality_check(net, dist, args.threads, PRECISION_OF_KIND[kind])
     out["load_average_after"] = os.getloadavg()
     return out
 

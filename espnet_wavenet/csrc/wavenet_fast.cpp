@@ -129,27 +129,34 @@ constexpr int panels_per_block() {
 #endif
 }
 
+// Calls f(p, std::integral_constant<int, NV>) over panels [p0, p1) in blocks
+// of the widest NV for S streams, the remainder in blocks of 4, 2 and 1:
+// independent accumulator chains hide the multiply-add latency (one panel at a
+// time is latency bound).
+template <int S, class F>
+inline void for_panel_blocks(int p0, int p1, F&& f) {
+  constexpr int NV = panels_per_block<S>();
+  int p = p0;
+  for (; p + NV <= p1; p += NV) f(p, std::integral_constant<int, NV>());
+  if (NV > 4)
+    for (; p + 4 <= p1; p += 4) f(p, std::integral_constant<int, 4>());
+  if (NV > 2)
+    for (; p + 2 <= p1; p += 2) f(p, std::integral_constant<int, 2>());
+  for (; p < p1; ++p) f(p, std::integral_constant<int, 1>());
+}
+
 // Rows [p0, p1) panels of a packed matrix, for S streams.  ``W`` may point at a
 // column offset inside the panels: ``cols`` columns are read out of ``ld``.
 template <typename WT, int S>
 void matvec(const WT* W, int p0, int p1, int cols, int ld, const float* x, int xs,
             float* y, int ys, const float* init, int is) {
-  constexpr int NV = panels_per_block<S>();
   const size_t ps = (size_t)ld * VW;
-  int p = p0;
-  for (; p + NV <= p1; p += NV)
-    mv_panels<WT, NV, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
-  // Remainders in blocks of 4 and 2 panels: independent accumulator chains
-  // hide the FMA latency (one panel at a time is latency bound).
-  if (NV > 4)
-    for (; p + 4 <= p1; p += 4)
-      mv_panels<WT, 4, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
-  if (NV > 2)
-    for (; p + 2 <= p1; p += 2)
-      mv_panels<WT, 2, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
-  for (; p < p1; ++p)
-    mv_panels<WT, 1, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys, init + p * VW, is);
+  for_panel_blocks<S>(p0, p1, [&](int p, auto nv) {
+    mv_panels<WT, decltype(nv)::value, S>(W + p * ps, ps, cols, x, xs, y + p * VW, ys,
+                                          init + p * VW, is);
+  });
 }
+
 // ------------------------------------------------------- int8 weights
 // Each matrix row has a scale (max |w| / 127) and int8 weights; an activation
 // vector is quantized on the fly the same way (one scale per vector) and
@@ -205,7 +212,7 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
     __m512i w[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v)
-      w[v] = _mm512_loadu_si512(reinterpret_cast<const void*>(W + v * pstride + (size_t)g * 4 * VW));
+      w[v] = _mm512_loadu_si512(W + v * pstride + (size_t)g * 4 * VW);
 #pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
       int32_t xb;
@@ -241,23 +248,11 @@ template <int S>
 void matvec_q(const int8_t* W, int p0, int p1, int cols, const uint8_t* xq, int xqs,
               const float* sx, float* y, int ys, const float* init, int is, const float* sr,
               const int32_t* cs) {
-  constexpr int NV = panels_per_block<S>();
   const size_t ps = (size_t)cols * VW;
-  int p = p0;
-  for (; p + NV <= p1; p += NV)
-    mvq_panels<NV, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                      sr + p * VW, cs + p * VW);
-  if (NV > 4)
-    for (; p + 4 <= p1; p += 4)
-      mvq_panels<4, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                       sr + p * VW, cs + p * VW);
-  if (NV > 2)
-    for (; p + 2 <= p1; p += 2)
-      mvq_panels<2, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                       sr + p * VW, cs + p * VW);
-  for (; p < p1; ++p)
-    mvq_panels<1, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                     sr + p * VW, cs + p * VW);
+  for_panel_blocks<S>(p0, p1, [&](int p, auto nv) {
+    mvq_panels<decltype(nv)::value, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys,
+                                       init + p * VW, is, sr + p * VW, cs + p * VW);
+  });
 }
 }  // namespace
 
@@ -324,7 +319,7 @@ struct WnCall {
   const float* coef;
   int64_t coef_bstride;
   const float* base;  // [b, L * 2 Hp]
-  int32_t split;      // 1: two-thread pipeline (see run_pipe) per pair of threads
+  int32_t split;      // 1: threads may spin-wait on each other (run_pipe pairs)
   // Teacher forcing (quality checks): the next input is the given sample
   // (class and value) instead of the drawn one.  Null: generate.
   const int32_t* forced_cls;
@@ -467,13 +462,9 @@ struct Dense {
   const WT* conv(int l) const {
     return static_cast<const WT*>(m.wconv) + (size_t)l * 2 * m.Hp * m.K * m.Rp;
   }
-  // past = init + older taps (taps: (K - 1) Rp per stream).
+  // past = init + older taps (taps: (K - 1) Rp per stream; none: past = init).
   void conv_old(int l, int nb, const float* taps, float* past, const float* init, int is) {
     const int G2 = 2 * m.Hp, st = (m.K - 1) * m.Rp;
-    if (m.K == 1) {
-      for (int s = 0; s < nb; ++s) std::memcpy(past + s * G2, init + s * is, sizeof(float) * G2);
-      return;
-    }
     matvec_n<WT>(nb, conv(l), 0, G2 / VW, st, m.K * m.Rp, taps, st, past, G2, init, is);
   }
   // a = past + newest tap (h: Rp per stream).
@@ -596,31 +587,28 @@ inline void write_ring(const WnCall& c, int b, int l, int64_t t, const float* h,
   std::memcpy(ring + (t & c.ring_mask[l]) * Rp, h, sizeof(float) * Rp);
 }
 
+// Layer l's input at absolute time t - (K - 1 - k) d (tap k) of stream b.
+inline const float* ring_tap(const WnModel& m, const WnCall& c, int b, int l, int64_t t, int k) {
+  const float* ring = c.rings + b * c.ring_bstride + c.ring_off[l];
+  return ring + ((t - (m.K - 1 - k) * (int64_t)m.dil[l]) & c.ring_mask[l]) * m.Rp;
+}
+
 // The K - 1 older taps of layer l at absolute time t, per stream.
 inline void older_taps(const WnModel& m, const WnCall& c, int b0, int nb, int l, int64_t t,
                        float* taps) {
-  const int K = m.K, Rp = m.Rp, st = (K - 1) * Rp;
-  const int64_t d = m.dil[l];
-  for (int s = 0; s < nb; ++s) {
-    const float* ring = c.rings + (b0 + s) * c.ring_bstride + c.ring_off[l];
-    for (int k = 0; k < K - 1; ++k)
-      std::memcpy(taps + s * st + k * Rp, ring + ((t - (K - 1 - k) * d) & c.ring_mask[l]) * Rp,
-                  sizeof(float) * Rp);
-  }
+  const int Rp = m.Rp, st = (m.K - 1) * Rp;
+  for (int s = 0; s < nb; ++s)
+    for (int k = 0; k < m.K - 1; ++k)
+      std::memcpy(taps + s * st + k * Rp, ring_tap(m, c, b0 + s, l, t, k), sizeof(float) * Rp);
 }
 
-inline void prefetch_taps(const WnModel& m, const WnCall& c, int b0, int nb, int l, int64_t t) {
+// Software prefetch of n floats (data the other thread wrote).
+inline void prefetch_lines(const float* p, size_t n) {
 #if defined(__x86_64__)
-  const int64_t d = m.dil[l];
-  for (int s = 0; s < nb; ++s) {
-    const float* ring = c.rings + (b0 + s) * c.ring_bstride + c.ring_off[l];
-    for (int k = 0; k < m.K - 1; ++k) {
-      const float* p = ring + ((t - (m.K - 1 - k) * d) & c.ring_mask[l]) * m.Rp;
-      for (int i = 0; i < m.Rp; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
-    }
-  }
+  for (size_t i = 0; i < n; i += 16)  // a 64-byte line
+    _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
 #else
-  (void)m, (void)c, (void)b0, (void)nb, (void)l, (void)t;
+  (void)p, (void)n;
 #endif
 }
 
@@ -639,17 +627,17 @@ inline void draw(const WnModel& m, const WnCall& c, int b, int step, const float
                  float* work) {
   if (c.logits)
     std::memcpy(c.logits + b * c.logits_bstride + (size_t)step * m.O, lg, sizeof(float) * m.O);
+  if (c.forced_cls) {  // teacher forcing: the true sample, nothing to draw
+    c.prev_cls[b] = c.forced_cls[b * c.forced_bstride + step];
+    c.prev_x[b] = c.out[b * c.out_bstride + step] = c.forced_x[b * c.forced_bstride + step];
+    return;
+  }
   const float* u = c.noise + b * c.noise_bstride + (int64_t)step * c.noise_dim;
   int cls = 0;
   const float x = sample_one(m, c, lg, u, &cls, work);
   c.out[b * c.out_bstride + step] = x;
-  if (c.forced_cls) {
-    c.prev_cls[b] = c.forced_cls[b * c.forced_bstride + step];
-    c.prev_x[b] = c.forced_x[b * c.forced_bstride + step];
-  } else {
-    c.prev_cls[b] = cls;
-    c.prev_x[b] = x;
-  }
+  c.prev_cls[b] = cls;
+  c.prev_x[b] = x;
 }
 
 // Per-stream scratch, all rows padded.
@@ -751,13 +739,6 @@ struct Seen {
     if (v < k) v = wait_for(f, k);
   }
 };
-
-// Software prefetch of n floats (data the other thread just wrote).
-inline void prefetch_lines(const float* p, size_t n) {
-#if defined(__x86_64__)
-  for (size_t i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
-#endif
-}
 
 // Two-party barrier (only for wn_barrier_bench: the cost of one exchange).
 struct Barrier2 {
@@ -893,7 +874,9 @@ void pipe_b(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
       if (step + 1 < c.n_steps) {
         // The next layer's older taps (A wrote them, most a few steps ago):
         // their cross-core transfer overlaps this layer's products.
-        if (l + 1 < L) prefetch_taps(m, c, b0, nb, l + 1, c.t0 + step + 1);
+        for (int s = 0; l + 1 < L && s < nb; ++s)
+          for (int k = 0; k < m.K - 1; ++k)
+            prefetch_lines(ring_tap(m, c, b0 + s, l + 1, c.t0 + step + 1, k), Rp);
         older(step + 1, l);
       }
     }
@@ -965,10 +948,9 @@ extern "C" int wn_run(const WnModel* m, const WnCall* c) {
   if (m->Rp % VW || m->Hp % VW || m->Sp % VW || m->Op % VW) return 1;
   if (c->cond_mode && (!c->frames || !c->fidx || !c->coef || !c->base)) return 2;
   if (m->prec == 2 && (!m->qconv || !m->qrs)) return 3;
-  // Pipelined pairs of threads (or single threads), each on a contiguous,
-  // balanced range of the batch.
-  // The pipeline only when the batch cannot keep every thread busy: otherwise
-  // whole streams per thread need no exchanges and run faster (measured).
+  // Pipelined pairs of threads only when the batch cannot keep every thread
+  // busy: otherwise whole streams per thread need no exchanges and run faster
+  // (measured).  Each pair or thread takes a contiguous, balanced range.
   const bool pipe = c->split && c->n_threads >= 2 && c->B < c->n_threads;
   RangeFn fn = runner(*m, pipe);
   const int nt = std::max(1, std::min(pipe ? c->n_threads / 2 : c->n_threads, c->B));

@@ -151,6 +151,14 @@ def _quantize(w: torch.Tensor, panel: int) -> Tuple[torch.Tensor, torch.Tensor, 
     return panels.reshape(-1), scale.float().contiguous(), csum.contiguous()
 
 
+def barrier_ns(lib: ctypes.CDLL, n: int = 2000) -> float:
+    """Measured cost of one two-thread spin exchange (median of three, ns)."""
+    fn = lib.wn_barrier_bench
+    fn.restype = ctypes.c_double
+    fn.argtypes = [ctypes.c_int64]
+    return sorted(fn(n) for _ in range(3))[1]
+
+
 def _pad_vec(v: Optional[torch.Tensor], n: int) -> torch.Tensor:
     out = torch.zeros(n)
     if v is not None:
@@ -173,13 +181,14 @@ class FastGenerator:
             ones within a few hundred steps, like another seed would, and
             ``bin/benchmark.py --quality_model`` measures what they cost in
             likelihood on real speech.
-        split: with two or more threads, run each pair of threads as a
-            pipeline (one the critical chain of every layer, the other the
-            older taps, skips, head and sampling; see the kernel), meeting once
-            per sample. None (default): only when a probe spin barrier is cheap
-            (< SPLIT_MAX_BARRIER_NS; re-probed every SPLIT_PROBE_EVERY_S): when
-            another process holds a core, spinning costs microseconds. The
-            output is bitwise the same either way.
+        split: let pairs of threads run a stream as a pipeline (one the
+            critical chain of every layer, head and sampling; the other the next
+            step's older taps and some skips; see the kernel), which the kernel
+            does when the batch cannot keep every thread busy. None (default):
+            only when a probe spin exchange is cheap (< SPLIT_MAX_BARRIER_NS;
+            re-probed every SPLIT_PROBE_EVERY_S): when another process holds a
+            core, spinning costs microseconds. The output is bitwise the same
+            either way.
     """
 
     def __init__(
@@ -247,13 +256,12 @@ class FastGenerator:
         else:
             t["emb_w"] = _pad_vec(net.first.weight, Rp)
             t["emb_b"] = _pad_vec(net.first.bias, Rp)
-        conv, rs, brs, taps = [], [], [], []
+        taps, rs, brs = [], [], []  # taps: per layer and tap, (2 Hp, Rp)
         aux, glob, bias = [], [], []
         for b in blocks:
             w = b.conv.weight.detach().float()  # (G, R, K)
             m = torch.zeros(G, K, Rp)
             m[:, :, :R] = w.permute(0, 2, 1)
-            conv.append(_panels(_split_gate(m.reshape(G, K * Rp), Hp), 2 * Hp, panel))
             taps += [_split_gate(m[:, k], Hp) for k in range(K)]
             m = torch.zeros(Rp + Sp, Hp)
             # A block without conv_res (the last one) only feeds the skips; the
@@ -275,9 +283,10 @@ class FastGenerator:
             for name, mats in (("qconv", taps), ("qrs", rs)):
                 q = [_quantize(x, panel) for x in mats]
                 t[name], t[name + "_s"], t[name + "_c"] = (torch.cat(v) for v in zip(*q))
-        else:
-            t["wconv"] = torch.stack(conv).to(wdt).contiguous()
-            t["wrs"] = torch.stack([_panels(x, Rp + Sp, panel) for x in rs]).to(wdt).contiguous()
+        else:  # every layer's taps side by side: (2 Hp, K Rp)
+            conv = [torch.cat(taps[i : i + K], dim=1) for i in range(0, len(taps), K)]
+            t["wconv"] = torch.stack([_panels(x, 2 * Hp, panel) for x in conv]).to(wdt)
+            t["wrs"] = torch.stack([_panels(x, Rp + Sp, panel) for x in rs]).to(wdt)
         t["brs"] = torch.stack(brs).contiguous()
         # Columns padded too: the kernel reads Sp columns (the padded skips are
         # zero, but unpadded columns would read past the buffer).
@@ -319,15 +328,10 @@ class FastGenerator:
         self._dims = dict(L=L, K=K, Rp=Rp, Hp=Hp, Sp=Sp, Op=Op, O=O)
         self._key = key
 
-    def barrier_ns(self, n: int = 2000) -> float:
-        """Measured cost of one two-thread spin barrier (median of three, ns)."""
-        fn = self.lib.wn_barrier_bench
-        fn.restype = ctypes.c_double
-        fn.argtypes = [ctypes.c_int64]
-        return sorted(fn(n) for _ in range(3))[1]
-
-    def _use_split(self, batch: int) -> bool:
-        if batch >= self.threads or self.split is False:
+    def _may_pair(self) -> bool:
+        """Whether threads may spin-wait on each other (the kernel then pairs
+        them up when the batch cannot keep every thread busy)."""
+        if self.threads < 2 or self.split is False:
             return False
         if self.split:
             return True
@@ -337,7 +341,7 @@ class FastGenerator:
             return False
         now = time.monotonic()
         if now - getattr(self, "_probe_time", -math.inf) > SPLIT_PROBE_EVERY_S:
-            self._probe_ok = self.barrier_ns() < SPLIT_MAX_BARRIER_NS
+            self._probe_ok = barrier_ns(self.lib) < SPLIT_MAX_BARRIER_NS
             self._probe_time = now
         return self._probe_ok
 
@@ -383,7 +387,9 @@ class FastGenerator:
                 raise ValueError(f"{name} must be float32 with unit last stride")
 
     def _floor(self, log_scale_min: Optional[float]) -> float:
-        floor = getattr(self.dist, "log_scale_min", None) if log_scale_min is None else log_scale_min
+        floor = log_scale_min
+        if floor is None:
+            floor = getattr(self.dist, "log_scale_min", None)
         return float(floor) if floor is not None else -math.inf
 
     def _loop(self, state, n_steps, chunk, project, noise, out, temperature, floor, logits,
@@ -396,7 +402,7 @@ class FastGenerator:
         # generates chunk k (both release the GIL).
         starts = list(range(0, n_steps, chunk))
         pool = self._pool() if len(starts) > 1 else None
-        split = int(self._use_split(batch))
+        split = int(self._may_pair())
         pending = project(starts[0], min(chunk, n_steps)) if starts else None
         for i, s0 in enumerate(starts):
             n = min(chunk, n_steps - s0)

@@ -141,38 +141,20 @@ class StreamingVocoder:
             )[0]
         return self._emit(self.n_frames * self.hop, final=True)
 
-    def _conditioning(self, n0: int, n1: int, final: bool) -> Optional[torch.Tensor]:
-        """Upsampled conditioning of samples [n0, n1) (1, n_mels, n1 - n0)."""
+    def _context_frames(self, n0: int, final: bool):
+        """Context-conv output frames from the first one sample n0 uses: (frames, offset)."""
         up = self.upsampler
-        if up is None:
-            return None
         feats = torch.cat(self.frames).t().unsqueeze(0)  # (1, n_mels, T)
         w = up.aux_context_window
         # Replicate padding as in pad_context; on the right only once the end is known.
-        left = feats[:, :, :1].expand(-1, -1, w)
-        parts = [left, feats]
+        parts = [feats[:, :, :1].expand(-1, -1, w), feats]
         if final:
             parts.append(feats[:, :, -1:].expand(-1, -1, w))
         padded = torch.cat(parts, dim=-1).to(self.vocoder.mean.device)
         n_cond = padded.shape[-1] - 2 * w  # frames the context conv can produce
         # Start at the first frame of the cone of n0 (or the true start, so that
         # the smoothing convs' zero padding there matches the offline pass); the
-        # window ends at the last computable frame, past the cone of n1 - 1.
-        a = max(0, first_frame_needed(n0, up) - 1)
-        c_up = up(padded[:, :, a : n_cond + 2 * w])
-        return c_up[:, :, n0 - a * self.hop : n1 - a * self.hop]
-
-    def _context_frames(self, n0: int, final: bool):
-        """Context-conv output frames from the first one sample n0 uses: (frames, offset)."""
-        up = self.upsampler
-        feats = torch.cat(self.frames).t().unsqueeze(0)  # (1, n_mels, T)
-        w = up.aux_context_window
-        left = feats[:, :, :1].expand(-1, -1, w)
-        parts = [left, feats]
-        if final:
-            parts.append(feats[:, :, -1:].expand(-1, -1, w))
-        padded = torch.cat(parts, dim=-1).to(self.vocoder.mean.device)
-        n_cond = padded.shape[-1] - 2 * w
+        # window ends at the last computable frame, past the cone of the last sample.
         a = max(0, first_frame_needed(n0, up) - 1)
         return self.gen.context_frames(padded[0, :, a : n_cond + 2 * w]), a
 
@@ -184,19 +166,12 @@ class StreamingVocoder:
         voc = self.vocoder
         noise = voc.dist.noise(1, n, self.noise_gen).contiguous()
         out = torch.empty(1, n)
-        if hasattr(self.gen, "run_frames") and self.upsampler is not None:
-            # Frame-rate conditioning, as in the offline path of this generator.
-            ctx, a = self._context_frames(n0, final)
-            total = [self.n_frames] if final else None
-            self.gen.run_frames(
-                self.state, [ctx], a, n, noise, out, self.g, voc.temperature,
-                voc.log_scale_min, n_frames=total,
-            )
-            self.emitted = n1
-            return out[0]
-        c_up = self._conditioning(n0, n1, final)
-        self.gen.run(
-            self.state, c_up, n, noise, out, self.g, voc.temperature, voc.log_scale_min
+        # Frame-rate conditioning, as in the generator's offline path.
+        ctx, a = self._context_frames(n0, final)
+        total = [self.n_frames] if final else None
+        self.gen.run_frames(
+            self.state, [ctx], a, n, noise, out, self.g, voc.temperature, voc.log_scale_min,
+            n_frames=total,
         )
         self.emitted = n1
         return out[0]
