@@ -35,6 +35,7 @@ from espnet_wavenet.distributions import (
 )
 from espnet_wavenet.generation import PRECISIONS, extension  # PRECISIONS index: WnModel.prec
 from espnet_wavenet.models.wavenet import WaveNet
+from espnet_wavenet.utils.matmul import row_stable_mm
 
 # Every channel count is padded to a multiple of this; the kernel's panels
 # (its vector width: 16 rows with AVX-512, 8 with AVX2) divide it.
@@ -480,9 +481,7 @@ class FastGenerator:
                 cond, tstride = base.unsqueeze(1).contiguous(), 0  # constant over time
             else:
                 cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2).reshape(-1, aux)
-                if cc.shape[0] == 1:  # keep a one-row product on the matrix-matrix path
-                    cc = torch.cat([cc, cc])
-                cond = torch.mm(cc, self._aux_w)[: batch * n].view(batch, n, width)
+                cond = row_stable_mm(cc, self._aux_w).view(batch, n, width)
                 cond += base.unsqueeze(1)
                 tstride = width
             fields = dict(
@@ -593,9 +592,7 @@ class FastGenerator:
     @torch.no_grad()
     def context_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(aux, T + 2 ctx) context-padded frames -> context conv output (aux, T)."""
-        conv_in = self.net.upsample.conv_in
-        frames = frames.detach().cpu().float()
-        return conv_in(frames.unsqueeze(0))[0] if conv_in is not None else frames
+        return self.net.upsample.context(frames.detach().cpu().float().unsqueeze(0))[0]
 
     @torch.no_grad()
     def run_frames(
@@ -649,10 +646,8 @@ class FastGenerator:
                 rows = cc.shape[0]
                 if rows == 0:
                     continue
-                if rows == 1:  # keep a one-row product on the matrix-matrix path
-                    cc = torch.cat([cc, cc])
                 r0 = a + frame_offset - fa
-                proj[i, r0 : r0 + rows] = torch.mm(cc, self._aux_w)[:rows]
+                proj[i, r0 : r0 + rows] = row_stable_mm(cc, self._aux_w)
             fidx = (f0 - fa).to(torch.int32).contiguous()
             fields = dict(
                 cond_mode=1, n_coef=width, frames=proj.data_ptr(),
