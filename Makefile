@@ -1,15 +1,22 @@
-# Everything from nothing: `make test` (tests) and `make demo` (embedded recipe).
+# Everything from nothing: `make test` (tests) and `make demo` (embedded recipe),
+# in the exact, tested environment of $(LOCK) (Python 3.11, x86-64 Linux).
 PYTHON ?= python3
 VENV ?= .venv
+UV_VERSION := 0.13.9
 PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+LOCK := requirements/py311-linux-x86_64.lock
 
-.PHONY: venv test demo clean
+.PHONY: venv test demo lock clean
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	# pip < 25: newer pip rejects a direct-URL extra in ci_sdr (an ESPnet dependency).
-	$(PY) -m pip install -q "pip>=23,<25" wheel
-	$(PY) -m pip install -q -e ".[test,eval]"
+	$(PY) -m pip install -q uv==$(UV_VERSION)
+	# The lock is complete and exact: install it as it is, no resolving.
+	$(UV) pip install -q --python $(PY) --no-deps -r $(LOCK)
+	# The package itself; its build compiles the generation kernel once per ISA level.
+	$(UV) pip install -q --python $(PY) --no-deps --no-build-isolation -e .
 	touch $@
 
 venv: $(VENV)/.installed
@@ -19,6 +26,13 @@ test: venv
 
 demo: venv
 	cd egs/mini_kathleen/voc1 && ./run.sh
+
+# Re-resolve the lock from setup.py and requirements/lock.in after a dependency
+# change (then commit both, and run `make test` from a clean clone).
+lock: venv
+	$(UV) pip compile setup.py requirements/lock.in --extra test --extra eval \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+		--custom-compile-command "make lock" -q -o $(LOCK)
 
 clean:
 	rm -rf $(VENV)

@@ -1,6 +1,37 @@
 """espnet_wavenet: a mel-conditioned WaveNet vocoder as an ESPnet plugin."""
 
-from setuptools import find_packages, setup
+import importlib.util
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+# The kernel's build rules live in the package; load that module alone (it
+# imports only the standard library; the package itself needs torch).
+_spec = importlib.util.spec_from_file_location(
+    "_wn_extension", Path(__file__).parent / "espnet_wavenet" / "generation" / "extension.py"
+)
+kernel = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kernel)
+KERNELS = {f"espnet_wavenet.generation.kernels.wavenet_{lv}": lv for lv in kernel.install_levels()}
+
+
+class BuildKernels(build_ext):
+    """Compile the generation kernel (a plain C ABI library loaded with ctypes,
+    not a Python module) once per instruction-set level; the package picks the
+    best one the CPU supports when it loads (generation/extension.py)."""
+
+    def get_ext_filename(self, fullname: str) -> str:
+        return fullname.replace(".", "/") + ".so"
+
+    def build_extensions(self) -> None:
+        outs = [Path(self.get_ext_fullpath(ext.name)) for ext in self.extensions]
+        flags = [kernel.level_flags(KERNELS[ext.name]) for ext in self.extensions]
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(kernel.compile_kernel, flags, outs))
+
 
 setup(
     name="espnet_wavenet",
@@ -12,14 +43,23 @@ setup(
     python_requires=">=3.10,<3.12.99",
     packages=find_packages(include=["espnet_wavenet", "espnet_wavenet.*"]),
     package_data={"espnet_wavenet": ["csrc/*.cpp", "csrc/*.h"]},
+    ext_modules=[Extension(name, ["espnet_wavenet/csrc/wavenet_fast.cpp"]) for name in KERNELS],
+    cmdclass={"build_ext": BuildKernels},
+    # Ranges for installing into an environment of one's own; `make venv`
+    # installs the exact, tested versions of requirements/*.lock instead.
     install_requires=[
         # The 202511 line is the last that runs on Python 3.11 and keeps kaldiio.
         "espnet==202511",
-        "torch>=2.1",
-        "torchaudio>=2.1",
+        # torchaudio declares no torch requirement and its compiled library
+        # loads only beside the torch it was built for: keep the tested pair
+        # (requirements/*.lock). ESPnet's AbsTask imports torchaudio too.
+        "torch>=2.1,<2.13",
+        "torchaudio>=2.1,<2.12,!=2.11.1",
         "kaldiio>=2.18",
-        "numpy>=1.24",
+        "numpy>=2.0",  # train/checkpoint.py reads np._core
+        "pyworld>=0.3.4",
         "pyyaml>=5.1",
+        "scipy>=1.10",
         "soundfile>=0.12",
         "tqdm",
         # ESPnet's Trainer imports these at run time (ESPnet's own [train] extra).

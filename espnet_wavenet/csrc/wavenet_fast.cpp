@@ -336,6 +336,13 @@ struct WnCall {
 
 int wn_abi_version() { return 8; }
 
+// SHA-256 of this file as the build saw it (-DWN_SOURCE_SHA256=...): an
+// installed kernel built from another version of the source is stale.
+#ifndef WN_SOURCE_SHA256
+#define WN_SOURCE_SHA256 ""
+#endif
+const char* wn_source_sha256() { return WN_SOURCE_SHA256; }
+
 // Rows per weight panel (the vector width): the packing follows it.
 int wn_panel_rows() { return VW; }
 

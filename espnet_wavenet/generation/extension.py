@@ -1,15 +1,27 @@
-"""Build and load the compiled generation kernel (``csrc/wavenet_fast.cpp``).
+"""Build, choose and load the compiled generation kernel (``csrc/wavenet_fast.cpp``).
 
-The kernel is a plain C ABI shared library loaded with :mod:`ctypes`. It is
-compiled with the system ``g++`` at first use, not by ``setup.py``: pip builds
-packages in isolation without torch, and a CPU-tuned binary (``-march=native``)
-must be built on the machine that runs it. The library is cached under
+The kernel is a plain C ABI shared library loaded with :mod:`ctypes`. Installing
+the package (``setup.py``'s ``build_ext``) compiles it once per instruction-set
+level of :data:`ISA_LEVELS` into ``generation/kernels/``; at load the best level
+this CPU supports is picked, so machines that run it need no compiler and no
+writable cache. ``ESPNET_WAVENET_KERNEL`` overrides the choice:
+
+- ``auto`` (default): the best installed level the CPU supports;
+- a level name (``avx2``, ...): that installed level (to measure it on a CPU
+  that has more);
+- ``native``: compiled with ``-march=native`` at first use (development).
+
+Without installed kernels (a source tree that was never installed), or when
+the installed ones were built from another version of the source, it also
+compiles with ``-march=native`` at first use, cached under
 ``$ESPNET_WAVENET_CACHE`` (default ``~/.cache/espnet_wavenet``) by a hash of
-source, flags, compiler and CPU, so each machine compiles once (about 2 s);
-concurrent first uses take a file lock and install the result by atomic rename.
+source, flags, compiler and CPU; concurrent first uses take a file lock and
+install the result by atomic rename.
 
-``ESPNET_WAVENET_NO_EXT=1`` disables the extension (the package then falls back
-to the reference generator), which also serves to test that fallback.
+``ESPNET_WAVENET_NO_EXT=1`` disables the kernel (``generator="auto"`` then falls
+back to the reference generator), which also serves to test that fallback.
+
+This module imports only the standard library: ``setup.py`` loads it by path.
 """
 
 import ctypes
@@ -21,9 +33,10 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 SOURCE = Path(__file__).resolve().parents[1] / "csrc" / "wavenet_fast.cpp"
+KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 ABI_VERSION = 8
 # -ffast-math is avoided on purpose: it assumes no infinities, which the
 # softmax uses; contraction (FMA) and no errno are enough for speed.
@@ -37,13 +50,62 @@ BASE_FLAGS = [
     "-fno-trapping-math",
     "-ffp-contract=fast",
 ]
+_AVX512 = ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
+# x86-64 levels, best first: compiler flags and the /proc/cpuinfo flags they need.
+ISA_LEVELS: Dict[str, Tuple[List[str], Tuple[str, ...]]] = {
+    "avx512vnni": (["-march=x86-64-v4", "-mavx512vnni"], _AVX512 + ("avx512_vnni",)),
+    "avx512": (["-march=x86-64-v4"], _AVX512),
+    "avx2": (
+        ["-march=x86-64-v3"],
+        ("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"),
+    ),
+    "baseline": ([], ()),
+}
+
 _lib: Optional[ctypes.CDLL] = None
 _error: Optional[str] = None
+_kind: Optional[str] = None  # which kernel was loaded: a level name or "native"
 _profile_lib: Optional[ctypes.CDLL] = None
 
 
 def disabled() -> bool:
     return os.environ.get("ESPNET_WAVENET_NO_EXT", "0") not in ("", "0")
+
+
+def install_levels(machine: Optional[str] = None) -> List[str]:
+    """The levels ``setup.py`` builds for a machine architecture."""
+    machine = machine or platform.machine()
+    return list(ISA_LEVELS) if machine in ("x86_64", "AMD64") else ["baseline"]
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def cpu_levels() -> List[str]:
+    """Installable levels this CPU can run, best first."""
+    flags = _cpu_flags()
+    return [lv for lv in install_levels() if all(f in flags for f in ISA_LEVELS[lv][1])]
+
+
+def source_digest() -> str:
+    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+
+
+def level_flags(level: str) -> List[str]:
+    """Flags of an installed kernel; it records which source it was built from."""
+    return BASE_FLAGS + ISA_LEVELS[level][0] + [f'-DWN_SOURCE_SHA256="{source_digest()}"']
+
+
+def kernel_path(level: str, directory: Path = KERNEL_DIR) -> Path:
+    return directory / f"wavenet_{level}.so"
 
 
 def cache_dir() -> Path:
@@ -73,7 +135,13 @@ def _compiler() -> Optional[str]:
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
 
-def _compile(cxx: str, flags: List[str], out: Path) -> None:
+def compile_kernel(flags: Sequence[str], out: Path, cxx: Optional[str] = None) -> None:
+    """Compile the kernel with ``flags`` into ``out`` (atomically: readers never
+    see a half-written library)."""
+    cxx = cxx or _compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler (g++) found")
+    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=out.parent, suffix=".so.tmp", delete=False) as f:
         tmp = Path(f.name)
     try:
@@ -86,12 +154,20 @@ def _compile(cxx: str, flags: List[str], out: Path) -> None:
         )
         if proc.returncode != 0:
             raise RuntimeError(f"{cxx} {' '.join(flags)} failed:\n{proc.stdout[-3000:]}")
-        os.replace(tmp, out)  # atomic: readers never see a half-written library
+        os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def _build(extra_flags: List[str] = ()) -> ctypes.CDLL:
+def _open(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    if lib.wn_abi_version() != ABI_VERSION:
+        raise RuntimeError(f"{path}: ABI version {lib.wn_abi_version()}, expected {ABI_VERSION}")
+    return lib
+
+
+def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
+    """Compile at first use for this CPU (development; cached)."""
     cxx = _compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler (g++) found")
@@ -117,28 +193,72 @@ def _build(extra_flags: List[str] = ()) -> ctypes.CDLL:
                     fcntl.flock(lock, fcntl.LOCK_EX)
                     if not path.exists():
                         logging.info("compiling %s -> %s", SOURCE.name, path)
-                        _compile(cxx, flags, path)
-            lib = ctypes.CDLL(str(path))
-            if lib.wn_abi_version() != ABI_VERSION:
-                raise RuntimeError(f"{path}: ABI version mismatch")
-            return lib
+                        compile_kernel(flags, path, cxx)
+            return _open(path)
         except Exception as e:  # noqa: BLE001 - try the next flag set, report all
             errors.append(f"{' '.join(extra) or 'baseline'}: {e}")
     raise RuntimeError("; ".join(errors))
 
 
+def _open_installed(level: str) -> ctypes.CDLL:
+    lib = _open(kernel_path(level))
+    lib.wn_source_sha256.restype = ctypes.c_char_p
+    if lib.wn_source_sha256().decode() != source_digest():
+        raise StaleKernel(f"{kernel_path(level)} was built from another version of {SOURCE.name}")
+    return lib
+
+
+class StaleKernel(RuntimeError):
+    """An installed kernel built from another source (an edited editable install)."""
+
+
+def _load() -> Tuple[ctypes.CDLL, str]:
+    choice = os.environ.get("ESPNET_WAVENET_KERNEL", "auto")
+    if choice == "native":
+        return _build_native(), "native"
+    if choice != "auto":
+        if choice not in install_levels():
+            raise RuntimeError(
+                f"ESPNET_WAVENET_KERNEL={choice!r}: expected auto, native or one of "
+                f"{install_levels()}"
+            )
+        if choice not in cpu_levels():
+            raise RuntimeError(f"ESPNET_WAVENET_KERNEL={choice}: this CPU cannot run it")
+        return _open_installed(choice), choice
+    levels = cpu_levels()
+    if not any(kernel_path(lv).exists() for lv in levels):
+        logging.info("no installed kernel; compiling for this CPU at first use")
+        return _build_native(), "native"
+    errors = []
+    for level in levels:
+        try:
+            return _open_installed(level), level
+        except StaleKernel as e:
+            logging.info("%s; compiling for this CPU at first use", e)
+            return _build_native(), "native"
+        except Exception as e:  # noqa: BLE001 - try the next level, report all
+            errors.append(f"{level}: {e}")
+    raise RuntimeError("; ".join(errors))
+
+
 def load_library() -> Optional[ctypes.CDLL]:
     """The compiled kernel, or None (with the reason in :func:`load_error`)."""
-    global _lib, _error
+    global _lib, _error, _kind
     if disabled():
         return None
     if _lib is None and _error is None:
         try:
-            _lib = _build()
+            _lib, _kind = _load()
+            logging.info("fast WaveNet kernel: %s", _kind)
         except Exception as e:  # noqa: BLE001 - any failure means "use the fallback"
             _error = str(e)
             logging.warning("fast WaveNet kernel unavailable: %s", _error)
     return _lib
+
+
+def kernel_kind() -> Optional[str]:
+    """Which kernel :func:`load_library` loaded (a level of ISA_LEVELS or "native")."""
+    return _kind if load_library() is not None else None
 
 
 def load_profiling_library() -> ctypes.CDLL:
@@ -146,7 +266,7 @@ def load_profiling_library() -> ctypes.CDLL:
     pipeline, see ``wn_profile``); for ``bin/benchmark.py --profile`` only."""
     global _profile_lib
     if _profile_lib is None:
-        _profile_lib = _build(["-DWN_PROFILE"])
+        _profile_lib = _build_native(["-DWN_PROFILE"])
     return _profile_lib
 
 
