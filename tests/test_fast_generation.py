@@ -69,6 +69,21 @@ def test_fast_equals_reference(dist, n_speakers):
     assert wav.abs().max() <= 1.0 and wav.std() > 1e-3  # not a constant output
 
 
+@pytest.mark.parametrize("level", extension.install_levels())
+def test_every_installed_level_equals_reference(level, monkeypatch):
+    # Each instruction-set build of the kernel (vector width 16, 8 or 4) gives
+    # the reference's samples; the CPU picks among them at load.
+    if level not in extension.cpu_levels():
+        pytest.skip(f"this CPU cannot run {level}")
+    if not extension.kernel_path(level).is_file():
+        pytest.skip("kernels not installed (make venv builds them)")
+    monkeypatch.setattr(extension, "_lib", extension._open_installed(level))
+    monkeypatch.setattr(extension, "_kind", level)
+    for dist in ("mulaw", "mol"):
+        _, net, d = tiny(dist, 3)
+        compare(dist, net, d, 600, g=torch.tensor([2, 0]))
+
+
 @needs_fast
 @pytest.mark.parametrize("temperature", [0.0, 0.6])
 def test_mulaw_temperature_and_argmax(temperature):
@@ -183,7 +198,8 @@ def test_fallback_without_extension(monkeypatch, caplog):
         gen = build_generator(net, d, "auto")
     assert isinstance(gen, ReferenceGenerator)
     assert "reference" in caplog.text
-    with pytest.raises(RuntimeError):
+    assert "slower" in caplog.text and "ESPNET_WAVENET_NO_EXT" in caplog.text
+    with pytest.raises(RuntimeError, match="cannot run here: disabled by ESPNET_WAVENET_NO_EXT"):
         build_generator(net, d, "fast")
     voc = vocoder("mulaw", generator="auto")
     with caplog.at_level(logging.WARNING):

@@ -115,7 +115,7 @@ def _describe(jobs: List[Dict[str, Any]], files: List[str], merged: bool) -> Dic
     job_rtf = [d.get("rtf") for d in per_job if isinstance(d, dict) and _number(d.get("rtf"))]
     if job_rtf:
         total["rtf_per_job"] = job_rtf
-    for key in ("generator", "device", "batch_size", "samples_per_second"):
+    for key in ("generator", "precision", "kernel", "device", "batch_size", "samples_per_second"):
         v = jobs[0].get(key)
         if isinstance(v, (str, int, float)) and v != "":
             total[key] = v
@@ -179,7 +179,9 @@ def markdown_summary(summary: Mapping[str, Any], out_dir: Optional[PathLike] = N
             f"{rtf.get('audio_seconds', float('nan')):.1f} s of audio, "
             f"{rtf.get('jobs', 1)} job(s)"
             + "".join(
-                f", {k}={rtf[k]}" for k in ("generator", "device", "batch_size") if k in rtf
+                f", {k}={rtf[k]}"
+                for k in ("generator", "precision", "kernel", "device", "batch_size")
+                if k in rtf
             )
             + "; RTF < 1 is faster than real time)."
         )

@@ -192,6 +192,8 @@ class FastGenerator:
             either way.
     """
 
+    kind = "fast"
+
     def __init__(
         self,
         net: WaveNet,
@@ -203,6 +205,7 @@ class FastGenerator:
         self.lib = extension.load_library()
         if self.lib is None:
             raise RuntimeError(f"fast kernel unavailable: {extension.load_error()}")
+        self.kernel = extension.kernel_kind()  # which build: an ISA level or "native"
         if isinstance(dist, MuLawSoftmax):
             self.dist_id = 0
         elif isinstance(dist, MixtureOfLogistics):

@@ -61,6 +61,10 @@ class _Plan:
 class GpuGenerator:
     """Same interface as :class:`ReferenceGenerator`; see the module docstring."""
 
+    kind = "gpu"
+    precision = "float32"
+    kernel = None
+
     def __init__(
         self,
         net: WaveNet,

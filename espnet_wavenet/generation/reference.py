@@ -18,6 +18,10 @@ from espnet_wavenet.models.wavenet import WaveNet
 class ReferenceGenerator:
     """Sample-by-sample generation with per-layer input queues."""
 
+    kind = "reference"
+    precision = "float32"
+    kernel = None
+
     def __init__(self, net: WaveNet, dist: Distribution):
         self.net = net.eval()
         self.dist = dist

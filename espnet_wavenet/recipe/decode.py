@@ -52,7 +52,9 @@ class DecodeStats:
     wall_seconds: float = 0.0
     rtf: Optional[float] = None
     samples_per_second: Optional[float] = None
-    generator: str = ""
+    generator: str = ""  # which ran: fast, reference or gpu
+    precision: str = ""  # of the generator's weights
+    kernel: Optional[str] = None  # the fast generator's build: ISA level or "native"
     batch_size: int = 1
     device: str = "cpu"
     fs: int = 0
@@ -137,13 +139,6 @@ def is_finished(path: Path, n_samples: int, fs: int) -> bool:
     return info.frames == n_samples and int(info.samplerate) == fs
 
 
-def _generator_name(gen) -> str:
-    """Class name, with the fast generator's precision when it is not float32."""
-    precision = getattr(gen, "precision", "float32")
-    name = type(gen).__name__
-    return name if precision == "float32" else f"{name}({precision})"
-
-
 def decode_scp(
     vocoder,
     feats_scp: PathLike,
@@ -198,7 +193,9 @@ def decode_scp(
     stats = DecodeStats(
         utterances=len(entries),
         skipped=len(entries) - len(todo),
-        generator=_generator_name(vocoder.generator),
+        generator=vocoder.generator.kind,
+        precision=vocoder.generator.precision,
+        kernel=vocoder.generator.kernel,
         batch_size=batch_size,
         device=device,
         fs=fs,
@@ -249,7 +246,7 @@ def decode_scp(
         atomic_write_text(stats_path, json.dumps(asdict(stats), indent=2))
     logging.info(
         "decode%s: %d utterances (%d decoded, %d skipped), %.1f s of audio in %.1f s, "
-        "RTF %s, %s samples/s, generator %s, batch %d, %s",
+        "RTF %s, %s samples/s, generator %s (%s%s), batch %d, %s",
         suffix,
         stats.utterances,
         stats.decoded,
@@ -259,6 +256,8 @@ def decode_scp(
         f"{stats.rtf:.3f}" if stats.rtf is not None else "n/a",
         f"{stats.samples_per_second:.0f}" if stats.samples_per_second else "n/a",
         stats.generator,
+        stats.precision,
+        f", kernel {stats.kernel}" if stats.kernel else "",
         batch_size,
         device,
     )
@@ -281,7 +280,8 @@ def merge_jobs(out_dir: PathLike, job_tags: Sequence[str]) -> DecodeStats:
         for key in ("utterances", "decoded", "skipped", "samples"):
             setattr(merged, key, getattr(merged, key) + int(job[key]))
         merged.wall_seconds += float(job["wall_seconds"])
-        merged.generator, merged.batch_size = job["generator"], job["batch_size"]
+        for key in ("generator", "precision", "kernel", "batch_size"):
+            setattr(merged, key, job.get(key, getattr(merged, key)))
         merged.device, merged.fs = job["device"], job["fs"]
     lines.sort(key=lambda s: sort_key(s.split(maxsplit=1)[0]))
     atomic_write_text(out / "wav.scp", "".join(lines))
