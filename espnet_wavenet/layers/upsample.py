@@ -39,6 +39,7 @@ class ConditioningUpsampler(torch.nn.Module):
             if aux_context_window > 0
             else None
         )
+        self.reach = stretch_reach(self.scales)
         self.smooth = torch.nn.ModuleList()
         for s in self.scales:
             conv = torch.nn.Conv1d(1, 1, 2 * s + 1, padding=s, bias=False)
@@ -59,13 +60,60 @@ class ConditioningUpsampler(torch.nn.Module):
         w = self.conv_in.weight.reshape(self.conv_in.out_channels, ch * k)
         return row_stable_mm(cols, w.t()).reshape(b, t - k + 1, -1).transpose(1, 2)
 
+    def stretch(self, x: torch.Tensor) -> torch.Tensor:
+        """The repeat-and-smooth chain on every channel: (N, 1, T) -> (N, 1, T * hop)."""
+        for s, conv in zip(self.scales, self.smooth):
+            x = conv(torch.repeat_interleave(x, s, dim=-1))
+        return x
+
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         c = self.context(c)
         b, ch, t = c.shape
-        x = c.reshape(b * ch, 1, t)
-        for s, conv in zip(self.scales, self.smooth):
-            x = conv(torch.repeat_interleave(x, s, dim=-1))
-        return x.reshape(b, ch, -1)
+        return self.stretch(c.reshape(b * ch, 1, t)).reshape(b, ch, -1)
+
+    def frame_band(self, n_frames: int) -> torch.Tensor:
+        """The stretch as per-frame coefficients (n_frames, 2 r + 1, hop), r =
+        :attr:`reach`: sample ``f * hop + p`` is ``sum_j coef[f, j, p] *
+        frame[f + j - r]`` (frames outside the sequence count as zero).
+
+        Computed from the responses to single frames (so it carries the smoothing
+        weights' gradient) of a sequence of at most 2 r + 3 frames: every frame
+        farther than r from both ends has the same coefficients, only the edges
+        (zero padding) differ."""
+        r, hop = self.reach, self.hop
+        margin = r + 1
+        n = min(n_frames, 2 * margin + 1)
+        w = self.smooth[0].weight
+        resp = self.stretch(torch.eye(n, dtype=w.dtype, device=w.device).unsqueeze(1))
+        resp = torch.nn.functional.pad(resp[:, 0], (0, 0, r, r)).view(n + 2 * r, n, hop)
+        f = torch.arange(n, device=w.device)
+        coef = torch.stack([resp[f + j, f] for j in range(2 * r + 1)], dim=1)
+        if n < n_frames:  # interior frames share the middle one's coefficients
+            inner = coef[margin : margin + 1].expand(n_frames - 2 * margin, -1, -1)
+            coef = torch.cat([coef[:margin], inner, coef[n - margin :]])
+        return coef
+
+    def stretch_frames(self, p: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+        """(B, C, F) -> (B, C, F * hop) with ``band = frame_band(F)``: the same
+        as :meth:`stretch` on every channel, in (2 r + 1) multiply-adds per
+        output sample (a banded matrix product)."""
+        b, ch, n = p.shape
+        r = self.reach
+        windows = torch.nn.functional.pad(p, (r, r)).unfold(2, 2 * r + 1, 1)  # (B, C, F, w)
+        return torch.einsum("bcfw,fwp->bcfp", windows, band).reshape(b, ch, n * self.hop)
+
+
+def stretch_reach(scales: Sequence[int]) -> int:
+    """Frames on each side of a sample's own frame that the repeat-and-smooth
+    chain reaches (each stage one input sample each way: 1 + 1/4 + ... frames
+    for scales 4, 4, 4, 4, so 2), found from the chain's structure."""
+    hop, n = int(np.prod(scales)), 2 * len(scales) + 3
+    x = torch.eye(n).unsqueeze(1)
+    for s in scales:
+        ones = torch.ones(1, 1, 2 * s + 1)
+        x = torch.nn.functional.conv1d(torch.repeat_interleave(x, s, dim=-1), ones, padding=s)
+    src, t = torch.nonzero(x[:, 0] > 0, as_tuple=True)
+    return int((src - t // hop).abs().max())
 
 
 def pad_context(c: torch.Tensor, context: int) -> torch.Tensor:

@@ -144,6 +144,50 @@ class WaveNet(torch.nn.Module):
         c: Optional[torch.Tensor] = None,
         g: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
+        """Logits (B, out, T). The conditioning is projected into every layer
+        at frame rate and then upsampled: the upsampler is linear in time and
+        shared by all channels, so this is :meth:`forward_reference` (project
+        the upsampled features) with about a third fewer multiply-adds."""
+        h = self.embed_input(x)
+        skips = 0
+        for block, cond in zip(self.blocks, self.layer_conditioning(c, g, h.shape[-1])):
+            h, s = block(h, cond)
+            skips = skips + s
+        return self.output_head(skips)
+
+    def layer_conditioning(
+        self, c: Optional[torch.Tensor], g: Optional[torch.Tensor], length: int
+    ) -> List[Optional[torch.Tensor]]:
+        """Every layer's conditioning term V c + U g: (B, G, T), (B, G, 1) or None."""
+        gg = self.global_condition(g)
+        if c is None or self.upsample is None:
+            return [block.project_conditioning(None, gg) for block in self.blocks]
+        ctx = self.upsample.context(c)  # (B, aux, F)
+        if ctx.shape[-1] * self.hop != length:
+            raise ValueError(
+                f"conditioning upsampled to {ctx.shape[-1] * self.hop} samples, input has "
+                f"{length}"
+            )
+        # All layers' projections in one product at frame rate, then the stretch.
+        weight = torch.cat([block.conv_aux.weight for block in self.blocks])
+        proj = torch.nn.functional.conv1d(ctx, weight).split(self.gate_channels, dim=1)
+        band = self.upsample.frame_band(ctx.shape[-1])
+        out = []
+        for block, p in zip(self.blocks, proj):
+            cond = self.upsample.stretch_frames(p, band)
+            if gg is not None and block.conv_global is not None:
+                cond = cond + block.conv_global(gg)
+            out.append(cond)
+        return out
+
+    def forward_reference(
+        self,
+        x: torch.Tensor,
+        c: Optional[torch.Tensor] = None,
+        g: Optional[torch.Tensor] = None,
+    ) -> torch.Tensor:
+        """:meth:`forward` as the paper writes it: upsample the features, then
+        project them in every layer (kept as the oracle of the tests)."""
         h = self.embed_input(x)
         c_up = self.upsample_conditioning(c)
         if c_up is not None and c_up.shape[-1] != h.shape[-1]:

@@ -27,6 +27,7 @@ nj=4                    # parallel jobs of features and decoding
 decode_nj=              # default: --nj
 ngpu=0                  # GPUs for training (0: CPU; >1: one process per GPU)
 num_nodes=1             # nodes for training (>1 needs the Slurm backend)
+train_threads=          # intra-op threads of CPU training (default: all cores)
 decode_ngpu=            # GPUs per decoding job (default: 1 if --ngpu >= 1)
 python=python3
 datadir=data
@@ -74,6 +75,7 @@ Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
   --stage / --stop_stage N   stages to run (-1 .. 8; default ${stage} .. ${stop_stage})
   --nj N                     parallel feature / decoding jobs (${nj})
   --ngpu N / --num_nodes N   training GPUs per node / nodes (${ngpu} / ${num_nodes})
+  --train_threads N          intra-op threads of CPU training (default: all cores)
   --train_config YAML        training config (${train_config})
   --decode_config YAML       decoding config (${decode_config})
   --tag NAME                 experiment name: exp/<tag> (default: config name)
@@ -237,8 +239,14 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         mv "${exp}/train.log" "${exp}/train.log.${n}"
     fi
     log "log: ${exp}/train.log (rerunning this stage resumes from ${exp}/checkpoint.pth)"
+    # path.sh gives data jobs one thread each; one CPU training process takes
+    # every core (one thread ran it at half the speed on 2 cores).
+    thread_opts=""
+    if [ "${ngpu}" -eq 0 ]; then
+        thread_opts="--num_threads ${train_threads:-$(env -u OMP_NUM_THREADS nproc)}"
+    fi
     # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${exp}/train.log" \
+    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" ${thread_opts} "${exp}/train.log" \
         ${python} -m espnet_wavenet.bin.train \
             --config "${train_config}" --ngpu "${ngpu}" --resume true \
             --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz" \

@@ -1,0 +1,209 @@
+"""Training speed: full steps of the real ESPnet model, and its peers in the same run.
+
+A step is what ESPnet's Trainer does per batch: the model's forward (EMA
+update, GlobalMVN normalization, teacher-forced NLL), backward, gradient
+clipping and an Adam step. Kinds:
+
+- ``model``: the network as it trains (``WaveNet.forward``: conditioning
+  projected at frame rate);
+- ``reference``: the same model computing ``WaveNet.forward_reference`` (the
+  upsampled features projected in every layer, as before);
+- ``r9y9``: r9y9's ``wavenet_vocoder`` WaveNet of the same size (one-hot input,
+  its own upsampler, cross-entropy), when that package is installed.
+
+Random data: speed does not depend on it. Medians over ``steps`` timed steps
+after ``warmup`` steps; every kind in one run, so their ratios are like for like.
+"""
+
+import contextlib
+import inspect
+import logging
+import os
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+import torch
+from espnet2.layers.global_mvn import GlobalMVN
+
+from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
+
+KINDS = ("model", "reference", "r9y9")
+AMP = ("none", "bf16", "fp16")
+
+
+def autocast(device: str, amp: str):
+    """bf16 autocast (CPU or GPU), fp16 (GPU, with a gradient scaler), or nothing."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    if amp == "fp16" and device != "cuda":
+        raise ValueError("fp16 autocast needs a GPU; use bf16 on the CPU")
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device, dtype=dtype)
+
+
+def build_model(conf: Dict[str, Any], stats_dir: Path) -> ESPnetWaveNetModel:
+    """The ESPnet model of a config, normalized by statistics of random features."""
+    n_mels = conf["feats_conf"]["n_mels"]
+    stats = stats_dir / "feats_stats.npz"
+    rng = np.random.default_rng(0)
+    np.savez(stats, count=np.array(1000), sum=rng.normal(size=n_mels) * 1000,
+             sum_square=np.full(n_mels, 2000.0))
+    net, dist = build_wavenet(
+        conf["feats_conf"], conf["wavenet_conf"], conf.get("distribution", "mulaw"),
+        conf.get("distribution_conf"),
+    )
+    return ESPnetWaveNetModel(net, dist, GlobalMVN(str(stats)),
+                              ema_decay=float(conf.get("ema_decay", 0.9999)))
+
+
+def build_r9y9(conf: Dict[str, Any]) -> torch.nn.Module:
+    """r9y9's WaveNet (``wavenet_vocoder`` package) with this config's sizes."""
+    from wavenet_vocoder import WaveNet as R9y9WaveNet
+
+    wc = conf["wavenet_conf"]
+    kw = dict(
+        out_channels=256, layers=wc["layers"], stacks=wc["stacks"],
+        residual_channels=wc["residual_channels"], gate_channels=wc["gate_channels"],
+        skip_out_channels=wc["skip_channels"], kernel_size=wc["kernel_size"],
+        cin_channels=conf["feats_conf"]["n_mels"], scalar_input=False,
+        upsample_conditional_features=True, upsample_scales=wc["upsample_scales"],
+    )
+    params = inspect.signature(R9y9WaveNet.__init__).parameters
+    if "cin_pad" in params:  # newer releases: context frames like ours
+        kw["cin_pad"] = wc.get("aux_context_window", 0)
+    return R9y9WaveNet(**{k: v for k, v in kw.items() if k in params})
+
+
+def _timed(step: Callable[[], None], steps: int, warmup: int, device: str) -> Dict[str, float]:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(steps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return {"step_seconds": statistics.median(times), "step_seconds_min": min(times)}
+
+
+def benchmark_training(
+    conf: Dict[str, Any],
+    kind: str,
+    batch_size: int,
+    segment_frames: int,
+    device: str = "cpu",
+    amp: str = "none",
+    steps: int = 5,
+    warmup: int = 2,
+    grad_clip: Optional[float] = None,
+    seed: int = 0,
+) -> Dict[str, Any]:
+    """Time training steps of one kind; a dict of figures (JSON-ready)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    torch.manual_seed(seed)
+    hop = int(np.prod(conf["wavenet_conf"]["upsample_scales"]))
+    ctx = int(conf["wavenet_conf"].get("aux_context_window", 0))
+    n_mels = conf["feats_conf"]["n_mels"]
+    length = segment_frames * hop
+    clip = float(conf.get("grad_clip", 10.0) if grad_clip is None else grad_clip)
+    lr = float(conf.get("optim_conf", {}).get("lr", 1e-3))
+    speech = (torch.rand(batch_size, length) * 2 - 1).to(device)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if kind == "r9y9":
+            net = build_r9y9(conf).to(device).train()
+            x = torch.nn.functional.one_hot(
+                torch.randint(0, 256, (batch_size, length)), 256
+            ).transpose(1, 2).float().to(device)
+            c = torch.randn(batch_size, n_mels, segment_frames + 2 * ctx, device=device)
+            if "cin_pad" not in inspect.signature(type(net).__init__).parameters:
+                c = c[:, :, ctx : ctx + segment_frames]  # no context frames in 0.1.x
+            target = torch.randint(0, 256, (batch_size, length), device=device)
+            params = list(net.parameters())
+
+            def loss_fn():
+                return torch.nn.functional.cross_entropy(net(x, c=c), target)
+
+        else:
+            model = build_model(conf, Path(tmp)).to(device).train()
+            if kind == "reference":
+                model.wavenet.forward = model.wavenet.forward_reference
+            batch = dict(
+                speech=speech,
+                speech_lengths=torch.full((batch_size,), length, device=device),
+                feats=torch.randn(batch_size, segment_frames + 2 * ctx, n_mels, device=device),
+                feats_lengths=torch.full((batch_size,), segment_frames + 2 * ctx,
+                                         device=device),
+            )
+            if model.wavenet.n_speakers > 0:
+                batch["sids"] = torch.zeros(batch_size, dtype=torch.long, device=device)
+            params = list(model.wavenet.parameters())
+
+            def loss_fn():
+                return model(**batch)[0]
+
+        optim = torch.optim.Adam(params, lr=lr)
+
+        def step() -> None:
+            with autocast(device, amp):
+                loss = loss_fn()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optim)
+            else:
+                loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, clip)
+            if scaler is not None:
+                scaler.step(optim)
+                scaler.update()
+            else:
+                optim.step()
+            optim.zero_grad(set_to_none=True)
+
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        out = _timed(step, steps, warmup, device)
+    out.update(
+        kind=kind,
+        batch_size=batch_size,
+        segment_samples=length,
+        samples_per_second=round(batch_size * length / out["step_seconds"], 1),
+        device=device,
+        amp=amp,
+        threads=torch.get_num_threads(),
+        parameters=sum(p.numel() for p in params),
+        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+    if device == "cuda":
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    logging.info("%s: %.0f samples/s", kind, out["samples_per_second"])
+    return out
+
+
+def r9y9_available() -> bool:
+    try:
+        import wavenet_vocoder  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return os.uname().machine

@@ -1,0 +1,106 @@
+"""The training forward (conditioning projected at frame rate) computes the
+reference's function: loss and every gradient; bf16 autocast; the benchmark."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from espnet_wavenet.bin import benchmark_train
+from espnet_wavenet.layers.upsample import ConditioningUpsampler
+from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.train.speed import benchmark_training
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = yaml.safe_load((ROOT / "conf" / "tiny.yaml").read_text())
+DISTS = {
+    "mulaw": {},
+    "mol": {"num_mixtures": 3, "log_scale_min": -7.0},
+    "gaussian": {"log_scale_min": -9.0},
+}
+
+
+def perturbed_net(dist: str, n_speakers: int, dtype=torch.float64):
+    torch.manual_seed(0)
+    wc = dict(TINY["wavenet_conf"], n_speakers=n_speakers)
+    net, d = build_wavenet(TINY["feats_conf"], wc, dist, DISTS[dist])
+    with torch.no_grad():  # smoothing kernels that are not the symmetric init
+        for conv in net.upsample.smooth:
+            conv.weight.add_(torch.randn_like(conv.weight) * 0.1)
+    return net.to(dtype), d
+
+
+@pytest.mark.parametrize("dist", list(DISTS))
+@pytest.mark.parametrize("n_speakers", [0, 3])
+@pytest.mark.parametrize("frames", [1, 4, 9])
+def test_forward_equals_reference_loss_and_gradients(dist, n_speakers, frames):
+    # In float64 the two orders of the same linear maps agree to rounding.
+    net, d = perturbed_net(dist, n_speakers)
+    gen = torch.Generator().manual_seed(1)
+    batch, length = 2, frames * net.hop
+    speech = torch.rand(batch, length, generator=gen, dtype=torch.float64) * 1.6 - 0.8
+    x = torch.nn.functional.pad(speech[:, :-1], (1, 0))
+    x = d.encode_input(x) if net.input_type == "categorical" else x
+    c = torch.randn(batch, 80, frames + 2 * net.aux_context_window, generator=gen,
+                    dtype=torch.float64)
+    g = torch.tensor([2, 0]) if n_speakers else None
+    params = list(net.parameters())
+    losses, grads = [], []
+    for forward in (net.forward_reference, net.forward):
+        loss = d.nll(forward(x, c, g), speech).mean()
+        losses.append(loss)
+        grads.append(torch.autograd.grad(loss, params))
+    assert abs(losses[0] - losses[1]) <= 1e-12 * abs(losses[0])
+    for (name, _), a, b in zip(net.named_parameters(), *grads):
+        scale = a.abs().max().clamp(min=1e-30)
+        assert (a - b).abs().max() <= 1e-9 * scale, name
+
+
+@pytest.mark.parametrize("scales", [[4, 4, 4, 4], [8, 8, 4], [5, 5, 4, 3], [256]])
+@pytest.mark.parametrize("frames", [1, 2, 6, 7, 40])
+def test_frame_band_equals_stretch(scales, frames):
+    # The banded per-frame form of the repeat-and-smooth chain, edges included.
+    up = ConditioningUpsampler(3, scales).double()
+    with torch.no_grad():
+        for conv in up.smooth:
+            conv.weight.copy_(torch.rand_like(conv.weight))
+    p = torch.randn(2, 3, frames, dtype=torch.float64)
+    band = up.frame_band(frames)
+    assert band.shape == (frames, 2 * up.reach + 1, up.hop)
+    want = up.stretch(p.reshape(6, 1, frames)).reshape(2, 3, -1)
+    torch.testing.assert_close(up.stretch_frames(p, band), want, atol=1e-12, rtol=0)
+
+
+def test_bf16_autocast_trains_on_cpu():
+    # What --amp bf16 runs: finite loss near float32's, gradients for every weight.
+    net, d = perturbed_net("mulaw", 0, torch.float32)
+    gen = torch.Generator().manual_seed(3)
+    speech = torch.rand(2, 4 * net.hop, generator=gen) * 1.6 - 0.8
+    x = d.encode_input(torch.nn.functional.pad(speech[:, :-1], (1, 0)))
+    c = torch.randn(2, 80, 8, generator=gen)
+    full = d.nll(net(x, c), speech).mean()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = net(x, c)
+    assert logits.dtype == torch.bfloat16
+    loss = d.nll(logits.float(), speech).mean()
+    loss.backward()
+    assert torch.isfinite(loss) and abs(loss - full) < 0.05 * full
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_benchmark_times_the_model_and_the_reference(capsys):
+    benchmark_train.main(["--config", str(ROOT / "conf" / "tiny.yaml"), "--kinds", "model",
+                          "reference", "--steps", "1", "--warmup", "1", "--segment_frames", "4"])
+    out = json.loads(capsys.readouterr().out)
+    kinds = {r["kind"]: r for r in out["results"]}
+    assert set(kinds) == {"model", "reference"}
+    for r in kinds.values():
+        assert r["samples_per_second"] > 0 and r["segment_samples"] == 4 * 256
+        assert r["parameters"] == kinds["model"]["parameters"] and r["threads"] >= 1
+
+
+def test_unknown_kind_refused():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        benchmark_training(TINY, "wavernn", 1, 2)
