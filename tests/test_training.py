@@ -162,3 +162,29 @@ def test_nonfinite_losses_are_counted_then_stop_training():
         assert stats["nonfinite"].item() == 1
     with pytest.raises(RuntimeError, match=r"3 non-finite losses in a row.*bad_utt"):
         model(x, lens, c, flens, utt_id=["bad_utt"])
+
+
+def test_cpu_bf16_through_espnet_trainer(mini_dump, tmp_path):
+    # --cpu_bf16: the network runs under bf16 autocast in training steps only
+    # (validation stays float32), through ESPnet's own Trainer.
+    out = tmp_path / "exp"
+    log = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--cpu_bf16", "true"),
+                 cwd=tmp_path).stdout
+    assert "1epoch results" in log
+    train_loss = float(re.search(r"\[train\][^\n]*?loss=([0-9.]+)", log).group(1))
+    assert 0 < train_loss < 10
+    state = checkpoint_state(out / "checkpoint.pth")
+    assert all(torch.isfinite(v).all() for k, v in state["model"].items() if v.is_floating_point())
+
+    conf = check_feats_conf({})
+    net, dist = build_wavenet(conf, {"layers": 2, "stacks": 1, "residual_channels": 8,
+                                     "gate_channels": 8, "skip_channels": 8})
+    model = ESPnetWaveNetModel(net, dist, ema_decay=0, cpu_bf16=True)
+    seen = []
+    net.out2.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    speech = torch.rand(1, 2 * net.hop) - 0.5
+    feats = torch.randn(1, 2 + 2 * net.aux_context_window, 80)
+    for training in (True, False):
+        model.train(training)
+        model(speech, torch.tensor([2 * net.hop]), feats, torch.tensor([feats.shape[1]]))
+    assert seen == [torch.bfloat16, torch.float32]

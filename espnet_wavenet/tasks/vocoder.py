@@ -89,6 +89,14 @@ class WaveNetVocoderTask(AbsTask):
             help="Stop after this many non-finite losses in a row (0: never)",
         )
         group.add_argument(
+            "--cpu_bf16",
+            type=str2bool,
+            default=False,
+            help="Train the network under bf16 autocast on the CPU (faster where "
+            "the CPU has bf16 products; validation stays float32). On GPUs use "
+            "ESPnet's --use_amp",
+        )
+        group.add_argument(
             "--use_preprocessor",
             type=str2bool,
             default=False,
@@ -167,6 +175,7 @@ class WaveNetVocoderTask(AbsTask):
             normalize,
             ema_decay=args.ema_decay,
             max_nonfinite_steps=args.max_nonfinite_steps,
+            cpu_bf16=getattr(args, "cpu_bf16", False),
         )
         logging.info(
             "WaveNet: %d parameters, receptive field %d samples",

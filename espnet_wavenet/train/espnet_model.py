@@ -30,8 +30,10 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         normalize: Optional[AbsNormalize] = None,
         ema_decay: float = 0.9999,
         max_nonfinite_steps: int = 20,
+        cpu_bf16: bool = False,
     ):
         super().__init__()
+        self.cpu_bf16 = cpu_bf16
         self.max_nonfinite_steps = max_nonfinite_steps
         self.nonfinite_in_a_row = 0
         self.wavenet = wavenet
@@ -53,8 +55,10 @@ class ESPnetWaveNetModel(AbsESPnetModel):
     ) -> torch.Tensor:
         """Per-sample NLL in nats, (B, T); ``feats`` (B, T_frames + 2 ctx, D) normalized."""
         net = self.wavenet if wavenet is None else wavenet
-        logits = net(self.teacher_forced_input(speech), feats.transpose(1, 2), sids)
-        return self.distribution.nll(logits, speech)
+        bf16 = self.cpu_bf16 and self.training and speech.device.type == "cpu"
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(self.teacher_forced_input(speech), feats.transpose(1, 2), sids)
+        return self.distribution.nll(logits.float(), speech)
 
     def forward(
         self,
