@@ -22,7 +22,6 @@ import ctypes
 import json
 import logging
 import os
-import platform
 import resource
 import statistics
 import time
@@ -35,22 +34,12 @@ import yaml
 from espnet_wavenet.generation.fast import FastGenerator, barrier_ns, fast_available
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.utils.cpu import cpu_name
 
 KINDS = ("fast", "fast_fp16", "fast_int8", "reference", "gpu")
 PRECISION_OF_KIND = {"fast": "float32", "fast_fp16": "float16", "fast_int8": "int8"}
 # Default --quality_wavs: real speech shipped with the repository.
 MINI_DB = Path(__file__).resolve().parents[2] / "egs" / "mini_kathleen" / "db"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def make_generator(kind: str, net, dist, threads: int):

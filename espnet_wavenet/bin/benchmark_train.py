@@ -17,13 +17,8 @@ from typing import List, Optional
 import torch
 import yaml
 
-from espnet_wavenet.train.speed import (
-    AMP,
-    KINDS,
-    benchmark_training,
-    cpu_model,
-    r9y9_available,
-)
+from espnet_wavenet.train.speed import AMP, KINDS, benchmark_training, r9y9_available
+from espnet_wavenet.utils.cpu import cpu_name
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -61,7 +56,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
     for r in results:
         if base is not None and "samples_per_second" in r:
             r["vs_r9y9"] = round(r["samples_per_second"] / base["samples_per_second"], 2)
-    device = torch.cuda.get_device_name() if args.device == "cuda" else cpu_model()
+    device = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
     print(json.dumps({"config": args.config, "machine": platform.machine(), "device": device,
                       "torch": torch.__version__, "results": results}, indent=2))
 

@@ -78,20 +78,27 @@ def install_levels(machine: Optional[str] = None) -> List[str]:
     return list(ISA_LEVELS) if machine in ("x86_64", "AMD64") else ["baseline"]
 
 
-def _cpu_flags() -> set:
+def _cpuinfo() -> str:
+    """The first CPU's ``model name`` and ``flags`` lines of /proc/cpuinfo."""
+    lines = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
+                if line.startswith(("model name", "flags")):
+                    lines += line
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
-    return set()
+    return lines
 
 
 def cpu_levels() -> List[str]:
     """Installable levels this CPU can run, best first."""
-    flags = _cpu_flags()
+    flags = set()
+    for line in _cpuinfo().splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
     return [lv for lv in install_levels() if all(f in flags for f in ISA_LEVELS[lv][1])]
 
 
@@ -114,21 +121,6 @@ def cache_dir() -> Path:
         return Path(root)
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "espnet_wavenet"
-
-
-def _cpu_signature() -> str:
-    """CPU model and flags: a -march=native binary is only valid on such a CPU."""
-    sig = platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(("model name", "flags")):
-                    sig += line
-                if line.startswith("flags"):
-                    break
-    except OSError:
-        pass
-    return sig
 
 
 def _compiler() -> Optional[str]:
@@ -182,7 +174,7 @@ def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
     for extra in (["-march=native"], []):
         flags = BASE_FLAGS + list(extra_flags) + extra
         key = hashlib.sha256(
-            source + repr(flags).encode() + version.encode() + _cpu_signature().encode()
+            source + repr(flags).encode() + version.encode() + (platform.machine() + _cpuinfo()).encode()
         ).hexdigest()[:16]
         path = directory / f"wavenet_fast-{key}.so"
         try:

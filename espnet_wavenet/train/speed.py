@@ -18,7 +18,6 @@ after ``warmup`` steps; every kind in one run, so their ratios are like for like
 import contextlib
 import inspect
 import logging
-import os
 import resource
 import statistics
 import tempfile
@@ -196,14 +195,3 @@ def r9y9_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return os.uname().machine
