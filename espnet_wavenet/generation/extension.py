@@ -173,8 +173,9 @@ def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
     # Prefer code tuned for this CPU; fall back to the baseline ISA.
     for extra in (["-march=native"], []):
         flags = BASE_FLAGS + list(extra_flags) + extra
+        cpu = platform.machine() + _cpuinfo()  # a -march=native binary fits this CPU only
         key = hashlib.sha256(
-            source + repr(flags).encode() + version.encode() + (platform.machine() + _cpuinfo()).encode()
+            source + repr(flags).encode() + version.encode() + cpu.encode()
         ).hexdigest()[:16]
         path = directory / f"wavenet_fast-{key}.so"
         try:
@@ -192,16 +193,16 @@ def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
     raise RuntimeError("; ".join(errors))
 
 
+class StaleKernel(RuntimeError):
+    """An installed kernel built from another source (an edited editable install)."""
+
+
 def _open_installed(level: str) -> ctypes.CDLL:
     lib = _open(kernel_path(level))
     lib.wn_source_sha256.restype = ctypes.c_char_p
     if lib.wn_source_sha256().decode() != source_digest():
         raise StaleKernel(f"{kernel_path(level)} was built from another version of {SOURCE.name}")
     return lib
-
-
-class StaleKernel(RuntimeError):
-    """An installed kernel built from another source (an edited editable install)."""
 
 
 def _load() -> Tuple[ctypes.CDLL, str]:
