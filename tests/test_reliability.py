@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import torch
+
 from conftest import run_py
 from espnet_wavenet.train.checkpoint import load_checkpoint
 from test_training import train_cmd
@@ -44,6 +46,28 @@ def test_training_survives_random_kills(mini_dump, tmp_path):
     assert not list(out.glob(".*.tmp"))
     assert epochs_seen == sorted(epochs_seen)
     assert ("The training was resumed" in final.stdout) == had_checkpoint
+
+
+def test_kill_between_checkpoint_and_epoch_file(mini_dump, tmp_path):
+    """ESPnet writes checkpoint.pth, then {epoch}epoch.pth: a kill in between."""
+    out = tmp_path / "exp"
+    cmd = train_cmd(mini_dump, out, "--max_epoch", "2", "--num_iters_per_epoch", "2",
+                    "--resume", "true", "--use_tensorboard", "false",
+                    "--use_matplotlib", "false")
+    run_py(cmd, cwd=tmp_path)
+    for name in ("2epoch.pth", "latest.pth", "valid.loss.best.pth"):
+        (out / name).unlink(missing_ok=True)
+    for averaged in out.glob("*ave*.pth"):
+        averaged.unlink()
+    # nothing left to train: the resumed run goes straight to n-best averaging
+    final = run_py(cmd, cwd=tmp_path)
+    assert "2epoch.pth: missing after an interrupted epoch end" in final.stdout
+    state = load_checkpoint(out / "checkpoint.pth")
+    written = load_checkpoint(out / "2epoch.pth")
+    assert written.keys() == state["model"].keys()
+    assert all(torch.equal(written[k], state["model"][k]) for k in written)
+    assert (out / "latest.pth").resolve() == (out / "2epoch.pth").resolve()
+    assert (out / "valid.loss.ave.pth").exists()
 
 
 def test_corrupt_checkpoint_is_named_on_resume(mini_dump, tmp_path):
