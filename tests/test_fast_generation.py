@@ -124,7 +124,8 @@ def test_chunked_kernel_calls(monkeypatch):
     compare("mulaw", net, d, 700, g=torch.tensor([1, 0]))
 
 
-def vocoder(dist: str, n_speakers: int = 0, generator: str = "fast") -> WaveNetVocoder:
+def vocoder(dist: str, n_speakers: int = 0, generator: str = "fast",
+            noise_shaping_conf=None) -> WaveNetVocoder:
     conf, net, d = tiny(dist, n_speakers)
     wc = dict(conf["wavenet_conf"], n_speakers=n_speakers)
     gen = torch.Generator().manual_seed(5)
@@ -132,7 +133,7 @@ def vocoder(dist: str, n_speakers: int = 0, generator: str = "fast") -> WaveNetV
         conf["feats_conf"], wc, dist, DISTS[dist],
         mean=torch.randn(80, generator=gen).numpy(),
         std=(torch.rand(80, generator=gen) + 0.5).numpy(),
-        generator=generator,
+        generator=generator, noise_shaping_conf=noise_shaping_conf,
     )
     voc.net.load_state_dict(net.state_dict())
     return voc.eval()
@@ -170,6 +171,14 @@ def test_streaming_equals_offline_low_precision(precision):
     voc.set_generator("fast", precision)
     assert voc.generator.precision == precision
     check_streaming(voc, 1)
+
+
+@needs_fast
+def test_streaming_equals_offline_with_noise_shaping():
+    # de-emphasis carries its filter state from chunk to chunk
+    voc = vocoder("mulaw", noise_shaping_conf=dict(pre_emphasis=0.85))
+    assert voc.shaping.enabled
+    check_streaming(voc, None)
 
 
 def check_streaming(voc: WaveNetVocoder, sid) -> None:

@@ -12,7 +12,9 @@ utterance, so the result equals one unchunked pass.
 For the mu-law softmax the unit is bits per 8-bit mu-law class (a discrete
 entropy, >= 0); for the mixture of logistics it is a discretized 16-bit
 likelihood; for the Gaussian a continuous density (can be negative), so values
-are comparable only between models with the same output distribution.
+are comparable only between models with the same output distribution. A model
+trained with noise shaping is scored on the pre-emphasized audio it models, so its
+NLL is comparable only with models of the same noise shaping.
 """
 
 import math
@@ -38,7 +40,7 @@ def nll_bits_per_sample(
     device = vocoder.mean.device
     feats = np.array(feats, dtype=np.float32)  # writable copy
     speech = SegmentCollateFn(vocoder.hop, 1).align(
-        uttid, np.asarray(wav, dtype=np.float32), feats
+        uttid, vocoder.shaping.analysis(np.asarray(wav, dtype=np.float32)), feats
     )
     x = torch.from_numpy(np.ascontiguousarray(speech)).to(device).unsqueeze(0)
     c_up = vocoder.conditioning(torch.from_numpy(feats).to(device))

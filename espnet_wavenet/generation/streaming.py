@@ -94,6 +94,7 @@ class StreamingVocoder:
         self.n_frames = 0
         self.emitted = 0
         self.finished = False
+        self.shaping_state = None  # de-emphasis filter state across chunks
 
     @property
     def lookahead_frames(self) -> int:
@@ -174,4 +175,7 @@ class StreamingVocoder:
             n_frames=total,
         )
         self.emitted = n1
-        return out[0]
+        if not voc.shaping.enabled:
+            return out[0]
+        wav, self.shaping_state = voc.shaping.synthesis(out[0].numpy(), self.shaping_state)
+        return torch.from_numpy(wav)

@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import math
 from typing import Callable, Collection, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -15,6 +16,7 @@ from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool
 from typeguard import typechecked
 
+from espnet_wavenet.data.noise_shaping import NoiseShaping
 from espnet_wavenet.distributions import DISTRIBUTIONS
 from espnet_wavenet.features import DEFAULT_FEATS_CONF
 from espnet_wavenet.models.builder import build_wavenet
@@ -71,6 +73,14 @@ class WaveNetVocoderTask(AbsTask):
             help="Keyword arguments of the output distribution",
         )
         group.add_argument(
+            "--noise_shaping_conf",
+            action=NestedDictAction,
+            default=dict(),
+            help="Train on pre-emphasized audio and de-emphasize the generated "
+            "audio (espnet_wavenet.data.noise_shaping): pre_emphasis (0: off; "
+            "e.g. 0.85), highpass_hz (DC high-pass, default 70)",
+        )
+        group.add_argument(
             "--segment_frames",
             type=int,
             default=32,
@@ -81,6 +91,14 @@ class WaveNetVocoderTask(AbsTask):
             type=float,
             default=0.9999,
             help="Decay of the weights' exponential moving average (0: off)",
+        )
+        group.add_argument(
+            "--train_budget_samples",
+            type=float,
+            default=None,
+            help="Train on this many samples (segments x segment length), "
+            "rounded up to whole epochs: sets --max_epoch from --batch_size, "
+            "--segment_frames, the hop and --num_iters_per_epoch",
         )
         group.add_argument(
             "--max_nonfinite_steps",
@@ -109,6 +127,8 @@ class WaveNetVocoderTask(AbsTask):
     def main_worker(cls, args: argparse.Namespace):
         # before --init_param / --resume files are read, in every (spawned) rank
         install_safe_io()
+        if getattr(args, "train_budget_samples", None) and not args.collect_stats:
+            args.max_epoch = budget_epochs(args)
         super().main_worker(args)
         # ESPnet leaves the process group to interpreter exit, where gloo's
         # threads can be torn down while a peer still talks (std::terminate,
@@ -143,7 +163,10 @@ class WaveNetVocoderTask(AbsTask):
     def build_preprocess_fn(
         cls, args: argparse.Namespace, train: bool
     ) -> Optional[Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]]:
-        return None
+        shaping = NoiseShaping.from_conf(
+            getattr(args, "noise_shaping_conf", None), int(args.feats_conf["fs"])
+        )
+        return ShapeSpeech(shaping) if shaping.enabled else None
 
     @classmethod
     def required_data_names(
@@ -183,3 +206,38 @@ class WaveNetVocoderTask(AbsTask):
             net.receptive_field,
         )
         return model
+
+
+def budget_epochs(args: argparse.Namespace) -> int:
+    """Epochs that train on ``--train_budget_samples`` samples (at least that many)."""
+    if not args.num_iters_per_epoch or args.batch_type != "unsorted":
+        raise ValueError(
+            "--train_budget_samples needs --num_iters_per_epoch and "
+            "--batch_type unsorted (a fixed number of segments per step)"
+        )
+    per_epoch = (
+        args.num_iters_per_epoch * args.batch_size
+        * args.segment_frames * int(args.feats_conf["hop_length"])
+    )
+    epochs = max(1, math.ceil(args.train_budget_samples / per_epoch))
+    logging.info(
+        "budget %.4g samples: %d epochs of %d samples (%.4g in all)",
+        args.train_budget_samples, epochs, per_epoch, epochs * per_epoch,
+    )
+    return epochs
+
+
+class ShapeSpeech:
+    """Preprocessing of each utterance: ``speech`` -> its noise-shaped target.
+
+    Whole utterances are filtered (in the data loader's workers), so a segment
+    cut later has the true filter history at its first sample.
+    """
+
+    def __init__(self, shaping: NoiseShaping):
+        self.shaping = shaping
+
+    def __call__(self, uid: str, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        if "speech" in data:
+            data = dict(data, speech=self.shaping.analysis(data["speech"]))
+        return data

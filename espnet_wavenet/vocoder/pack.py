@@ -55,6 +55,7 @@ def vocoder_from_experiment(
         args.get("distribution_conf") or {},
         mean,
         std,
+        noise_shaping_conf=args.get("noise_shaping_conf"),
     )
     vocoder.net.load_state_dict(net_state)
     vocoder.stats_file = stats_file

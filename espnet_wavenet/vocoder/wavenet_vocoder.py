@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import yaml
 
+from espnet_wavenet.data.noise_shaping import NoiseShaping
 from espnet_wavenet.features import check_feats_conf
 from espnet_wavenet.generation import build_generator
 from espnet_wavenet.layers.upsample import pad_context
@@ -54,6 +55,7 @@ class WaveNetVocoder(torch.nn.Module):
         temperature: float = 1.0,
         log_scale_min: Optional[float] = None,
         seed: int = 0,
+        noise_shaping_conf: Optional[Dict[str, Any]] = None,
     ):
         super().__init__()
         self.feats_conf = check_feats_conf(feats_conf)
@@ -64,6 +66,7 @@ class WaveNetVocoder(torch.nn.Module):
             self.feats_conf, self.wavenet_conf, distribution, self.distribution_conf
         )
         self.fs = self.feats_conf["fs"]
+        self.shaping = NoiseShaping.from_conf(noise_shaping_conf, self.fs)
         self.hop = self.feats_conf["hop_length"]
         self.n_mels = self.feats_conf["n_mels"]
         self.normalized = mean is not None
@@ -140,8 +143,28 @@ class WaveNetVocoder(torch.nn.Module):
 
         Utterance i draws its random numbers from a generator seeded with
         ``seed + i``, so a batch equals the same utterances one by one with those
-        seeds. Each output is exactly ``T_feats * hop`` samples.
+        seeds. Each output is exactly ``T_feats * hop`` samples (de-emphasized
+        when the model was trained with noise shaping).
         """
+        wavs = self.generate_shaped(feats_list, sids, normalized, seed, names)
+        return [self.unshape(w) for w in wavs]
+
+    def unshape(self, wav: torch.Tensor) -> torch.Tensor:
+        """The network's (noise-shaped) output -> the waveform."""
+        if not self.shaping.enabled:
+            return wav
+        return torch.from_numpy(self.shaping.synthesis(wav.cpu().numpy())[0])
+
+    @torch.no_grad()
+    def generate_shaped(
+        self,
+        feats_list: Sequence[torch.Tensor],
+        sids: Optional[Sequence[int]] = None,
+        normalized: bool = False,
+        seed: Optional[int] = None,
+        names: Optional[Sequence[str]] = None,
+    ) -> List[torch.Tensor]:
+        """:meth:`generate` before de-emphasis: the samples the network drew."""
         seed = self.seed if seed is None else seed
         names = names or [f"utterance {i}" for i in range(len(feats_list))]
         feats_list = [self.check_feats(f, n) for f, n in zip(feats_list, names)]
@@ -182,6 +205,7 @@ class WaveNetVocoder(torch.nn.Module):
             wavenet_conf=dict(self.wavenet_conf),
             distribution=self.distribution_name,
             distribution_conf=dict(self.distribution_conf),
+            noise_shaping_conf=self.shaping.conf() if self.shaping.enabled else {},
             normalize="global_mvn" if self.normalized else None,
             generation=dict(
                 precision=self.precision,
@@ -240,6 +264,7 @@ class WaveNetVocoder(torch.nn.Module):
             conf.get("distribution_conf"),
             stats["mean"],
             stats["std"],
+            noise_shaping_conf=conf.get("noise_shaping_conf"),
             **gen,
         )
         state = load_weights(d / WEIGHTS_NAME)
