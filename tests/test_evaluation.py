@@ -288,3 +288,22 @@ def test_report_files(tmp_path):
     assert all(is_png(out / "plots" / p) for p in pngs)
     for p in pngs:
         assert f"plots/{p}" in md
+
+    # the recipe's results table: a row per set, Griffin-Lim once
+    from espnet_wavenet.evaluation.results_table import HEADER, append_rows
+
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Results\n\nSome words.\n")
+    first = append_rows(results, "tiny", {"eval": out}, None, "some CPU", 2)
+    second = append_rows(results, "tiny again", {"eval": out}, None, "some CPU", 2)
+    assert len(first) == 2 and len(second) == 1  # Griffin-Lim's row is already there
+    text = results.read_text()
+    assert text.startswith("# Results\n\nSome words.\n\n| config |")
+    assert text.count("| config |") == 1
+    lines = text.strip().splitlines()
+    assert lines[-3:] == first + second
+    cells = [c.strip() for c in first[0].strip("|").split("|")]
+    assert len(cells) == len(HEADER) and cells[:3] == ["tiny", "eval", "2"]
+    pesq = summary["systems"]["wavenet"]["pesq_wb"]
+    assert cells[HEADER.index("PESQ-WB")] == f"{pesq['mean']:.2f} ± {pesq['ci95']:.2f}"
+    assert first[1].startswith("| Griffin-Lim (4 iterations) | eval |")

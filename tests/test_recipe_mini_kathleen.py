@@ -77,7 +77,8 @@ def recipe_run(tmp_path_factory):
     db = make_small_db(root / "small_db")
     run_recipe(
         recipe, "--stage", "0", "--stop_stage", "6", "--db_root", str(db), "--nj", "2",
-        "--train_args", "--max_epoch 1 --num_iters_per_epoch 3 --batch_size 2",
+        "--train_args", "--num_iters_per_epoch 3 --batch_size 2",
+        "--train_budget_samples", "20000", "--results_md", "RESULTS.md",
         "--decode_args", "--batch_size 4",
         "--eval_args", "--f0_method dio --griffin_lim_iters 2 --max_plots 1",
     )
@@ -103,6 +104,13 @@ def test_stages_0_to_6(recipe_run):
 
     voc = WaveNetVocoder.from_pretrained(r / "exp" / "tiny" / "pack")
     assert voc.fs == 22050 and voc.hop == 256 and voc.normalized
+    # the budget: 20,000 samples at 3 x 2 segments of 8 x 256 an epoch -> 2 epochs
+    rows = (r / "RESULTS.md").read_text().strip().splitlines()[-4:]
+    assert [row.split("|")[1:3] for row in rows] == [
+        [" tiny (valid.loss.best.pth) ", " dev "], [" Griffin-Lim (2 iterations) ", " dev "],
+        [" tiny (valid.loss.best.pth) ", " eval "], [" Griffin-Lim (2 iterations) ", " eval "],
+    ]
+    assert rows[0].split("|")[4] == f" {2 * 3 * 2 * 8 * 256} "
 
 
 def test_rerun_of_decoding_skips_finished(recipe_run):

@@ -200,6 +200,9 @@ class WaveNetVocoderTask(AbsTask):
             max_nonfinite_steps=args.max_nonfinite_steps,
             cpu_bf16=getattr(args, "cpu_bf16", False),
         )
+        if getattr(args, "train_budget_samples", None):
+            logging.info("--train_budget_samples %.4g: --max_epoch %d",
+                         args.train_budget_samples, args.max_epoch)
         logging.info(
             "WaveNet: %d parameters, receptive field %d samples",
             sum(p.numel() for p in net.parameters()),
@@ -219,12 +222,9 @@ def budget_epochs(args: argparse.Namespace) -> int:
         args.num_iters_per_epoch * args.batch_size
         * args.segment_frames * int(args.feats_conf["hop_length"])
     )
-    epochs = max(1, math.ceil(args.train_budget_samples / per_epoch))
-    logging.info(
-        "budget %.4g samples: %d epochs of %d samples (%.4g in all)",
-        args.train_budget_samples, epochs, per_epoch, epochs * per_epoch,
-    )
-    return epochs
+    # No logging here: main_worker calls this before ESPnet configures logging,
+    # and a root logging call then would silence ESPnet's INFO lines.
+    return max(1, math.ceil(args.train_budget_samples / per_epoch))
 
 
 class ShapeSpeech:

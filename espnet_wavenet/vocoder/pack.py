@@ -7,8 +7,9 @@ from typing import Optional, Union
 import yaml
 
 from espnet_wavenet.generation import PRECISIONS
+from espnet_wavenet.train.checkpoint import load_checkpoint
 from espnet_wavenet.train.ema import _buffer_name
-from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder, load_stats, load_weights
+from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder, load_stats
 
 
 def vocoder_from_experiment(
@@ -26,7 +27,7 @@ def vocoder_from_experiment(
         args = yaml.safe_load(f)
     if not isinstance(args, dict) or "feats_conf" not in args:
         raise ValueError(f"{config}: not a config.yaml of espnet_wavenet's task")
-    state = load_weights(model_file)
+    state = load_checkpoint(model_file)  # also checkpoint.pth (reporter's numpy scalars)
     if "model" in state and isinstance(state["model"], dict):  # checkpoint.pth
         state = state["model"]
     net_state = {k[len("wavenet.") :]: v for k, v in state.items() if k.startswith("wavenet.")}

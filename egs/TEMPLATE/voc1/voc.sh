@@ -59,12 +59,14 @@ tag=                    # default: the name of the training config
 train_args=
 stats_args=
 model_args=             # model options for stages 2 and 3 (e.g. --wavenet_conf upsample_scales=[3,4,5,5])
+train_budget_samples=   # train on this many samples (sets max_epoch; budgeted comparisons)
 
 # Decoding and evaluation
 decode_config=conf/decode.yaml
 decode_args=
 inference_model=valid.loss.best.pth
 eval_args=
+results_md=             # stage 5 appends a row per set to this table (e.g. RESULTS.md)
 
 # ESPnet TTS pairing (stages 7, 8)
 tts_args=
@@ -85,6 +87,8 @@ Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
   --use_sid true|false       speaker conditioning (utt2sid from utt2spk)
   --train_args / --decode_args / --eval_args / --stats_args   extra options
   --model_args               model options given to stages 2 and 3
+  --train_budget_samples N   train on N samples (e.g. 1.05e8), whole epochs
+  --results_md FILE          stage 5 appends its rows (cost and metrics) to FILE
   --inference_model FILE     checkpoint to decode/pack (${inference_model})
   --tts_args / --gta_args    options of scripts/tts_decode.sh / gta_finetune.sh
 EOF2
@@ -241,6 +245,8 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "log: ${exp}/train.log (rerunning this stage resumes from ${exp}/checkpoint.pth)"
     # path.sh gives data jobs one thread each; one CPU training process takes
     # every core (one thread ran it at half the speed on 2 cores).
+    budget_opts=""
+    [ -n "${train_budget_samples}" ] && budget_opts="--train_budget_samples ${train_budget_samples}"
     thread_opts=""
     if [ "${ngpu}" -eq 0 ]; then
         thread_opts="--num_threads ${train_threads:-$(env -u OMP_NUM_THREADS nproc)}"
@@ -253,7 +259,8 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
             --train_shape_file "${stats_dir}/train/feats_shape" \
             --valid_shape_file "${stats_dir}/valid/feats_shape" \
-            --output_dir "${exp}" ${dist_opts} ${feats_opts} ${sid_opts} ${model_args} ${train_args}
+            --output_dir "${exp}" ${dist_opts} ${feats_opts} ${sid_opts} ${model_args} \
+            ${budget_opts} ${train_args}
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
@@ -299,6 +306,13 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             [ -f "${f}" ] && { echo "== ${f}" >&2; cat "${f}" >&2; }
         done
     done
+    if [ -n "${results_md}" ]; then
+        eval_dirs=""
+        for dset in ${test_sets}; do eval_dirs+=" --eval_dir ${dset}=${decode_dir}/${dset}/eval"; done
+        # shellcheck disable=SC2086
+        ${python} -m espnet_wavenet.bin.results_row --results "${results_md}" \
+            --name "${tag} (${inference_model})" --exp_dir "${exp}" ${eval_dirs}
+    fi
 fi
 
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then

@@ -1,0 +1,132 @@
+"""The recipe's results table (``RESULTS.md``): one row per (experiment, set).
+
+A row puts a trained configuration's evaluation (stage 5's ``summary.json``)
+beside what it cost: training samples seen and hours, read from the ESPnet
+checkpoint's reporter and ``config.yaml``. Griffin-Lim on the same utterances
+gets a row of its own, written once per set and evaluation.
+"""
+
+import datetime
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import yaml
+
+from espnet_wavenet.train.checkpoint import load_checkpoint
+
+PathLike = Union[str, Path]
+# (summary key, column title, digits)
+METRIC_COLUMNS = (
+    ("nll_bits", "NLL bit/sample", 3),
+    ("logmel_rmse_db", "log-mel RMSE dB", 2),
+    ("mcd_db", "MCD dB", 2),
+    ("f0_rmse_cents", "F0 RMSE cent", 0),
+    ("vuv_error", "V/UV error", 3),
+    ("pesq_wb", "PESQ-WB", 2),
+    ("stoi", "STOI", 3),
+)
+HEADER = (
+    ["config", "set", "utts", "train samples", "train h", "CPU-h", "CPU"]
+    + [title for _, title, _ in METRIC_COLUMNS]
+)
+
+
+def training_cost(exp_dir: PathLike, checkpoint: str = "checkpoint.pth") -> Dict[str, Any]:
+    """Samples seen and training hours of an ESPnet experiment of this task."""
+    exp = Path(exp_dir)
+    with open(exp / "config.yaml", encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    reporter = load_checkpoint(exp / checkpoint)["reporter"]
+    epochs = int(reporter["epoch"])
+    if not conf.get("num_iters_per_epoch") or conf.get("batch_type") != "unsorted":
+        raise ValueError(f"{exp}/config.yaml: samples per epoch are not fixed "
+                         "(needs num_iters_per_epoch and batch_type unsorted)")
+    per_epoch = (conf["num_iters_per_epoch"] * conf["batch_size"]
+                 * conf["segment_frames"] * conf["feats_conf"]["hop_length"])
+    seconds = sum(_seconds(reporter["stats"][e]["train"].get("time", math.nan))
+                  for e in range(1, epochs + 1))
+    return dict(epochs=epochs, samples=epochs * per_epoch, train_hours=seconds / 3600,
+                noise_shaping=conf.get("noise_shaping_conf") or {})
+
+
+def _seconds(t: Any) -> float:
+    """ESPnet's reporter keeps an epoch's ``time`` as a timedelta."""
+    return t.total_seconds() if isinstance(t, datetime.timedelta) else float(t)
+
+
+def _cell(stat: Optional[Dict[str, float]], digits: int) -> str:
+    if not stat or not stat.get("n"):
+        return "-"
+    return f"{stat['mean']:.{digits}f} ± {stat['ci95']:.{digits}f}"
+
+
+def rows_for(
+    name: str,
+    set_name: str,
+    summary: Dict[str, Any],
+    cost: Optional[Dict[str, Any]],
+    cpu: str,
+    cores: int,
+    system: str = "wavenet",
+) -> List[str]:
+    """Markdown row cells for ``system`` of one evaluation summary."""
+    metrics = summary["systems"].get(system)
+    if metrics is None:
+        raise ValueError(f"{set_name}: no system {system!r} in the summary "
+                         f"(has {sorted(summary['systems'])})")
+    if cost is None:
+        budget = ["-", "-", "-", "-"]
+    else:
+        n = cost["samples"]
+        budget = [f"{n / 1e6:.0f}M" if n >= 1e7 else str(n), f"{cost['train_hours']:.2f}",
+                  f"{cost['train_hours'] * cores:.2f}", cpu]
+    cells = [name, set_name, str(summary["n_utterances"]), *budget]
+    for key, _, digits in METRIC_COLUMNS:
+        cells.append(_cell(metrics.get(key), digits))
+    return cells
+
+
+def _line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def append_rows(
+    results_md: PathLike,
+    name: str,
+    eval_dirs: Dict[str, PathLike],
+    exp_dir: Optional[PathLike],
+    cpu: str,
+    cores: int,
+    checkpoint: str = "checkpoint.pth",
+) -> List[str]:
+    """Append the rows of one experiment (and Griffin-Lim, once) to ``results_md``.
+
+    ``eval_dirs`` maps a set name to stage 5's output folder (``summary.json``).
+    The file must end with the table (its header is written if the file is new).
+    """
+    path = Path(results_md)
+    cost = training_cost(exp_dir, checkpoint) if exp_dir is not None else None
+    if cost and cost["noise_shaping"]:
+        name += f" (NLL of pre-emphasized audio, a={cost['noise_shaping']['pre_emphasis']})"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if _line(HEADER) not in text:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + _line(HEADER) + "\n"
+        text += _line(["---"] * len(HEADER)) + "\n"
+    new = []
+    for set_name, d in eval_dirs.items():
+        with open(Path(d) / "summary.json", encoding="utf-8") as f:
+            summary = json.load(f)
+        new.append(_line(rows_for(name, set_name, summary, cost, cpu, cores)))
+        if "griffin_lim" in summary["systems"]:
+            iters = summary.get("settings", {}).get("griffin_lim_iters")
+            gl = _line(rows_for(f"Griffin-Lim ({iters} iterations)", set_name, summary, None,
+                                cpu, cores, system="griffin_lim"))
+            if gl not in text:
+                new.append(gl)
+    text = text.rstrip("\n") + "\n" + "\n".join(new) + "\n"
+    path.write_text(text, encoding="utf-8")
+    logging.info("%s: %d rows appended", path, len(new))
+    return new
