@@ -123,6 +123,35 @@ def test_mcd_definition_excludes_c0():
     assert MCD_CONST == pytest.approx(10.0 / math.log(10.0) * math.sqrt(2.0))
 
 
+def envelope_noise(x: np.ndarray, fs: int = 22050) -> np.ndarray:
+    """White noise with the speech's long-term spectrum and frame energy contour
+    (what an untrained vocoder makes: noise that follows the speech envelope)."""
+    stft = dict(fs=fs, nperseg=1024, noverlap=768)
+    s = scipy.signal.stft(x, **stft)[2]
+    n = scipy.signal.stft(np.random.default_rng(0).standard_normal(len(x)), **stft)[2]
+    long_term = np.sqrt(np.mean(np.abs(s) ** 2, axis=1, keepdims=True))
+    energy = np.sqrt(np.mean(np.abs(s) ** 2, axis=0, keepdims=True))
+    mag = long_term * energy / energy.mean()
+    return scipy.signal.istft(n / np.abs(n) * mag, **stft)[1][: len(x)].astype(np.float32)
+
+
+def test_mcd_covers_the_band_of_the_features(speech, evaluator):
+    from espnet_wavenet.evaluation.world import world_analysis
+
+    ref = evaluator.reference(speech)
+    assert evaluator.band == (80, 7600)
+    copy = lowpass(speech, 8000.0)  # everything the features hold, nothing above
+    assert evaluator.score(ref, copy)["mcd_db"] < 0.5
+    full_band = [world_analysis(w, 22050, f0_method="dio").mcep for w in (speech, copy)]
+    assert mel_cepstral_distortion(*full_band) > 3.0  # why the band matters
+    # Griffin-Lim of the true mels beats noise that follows the speech envelope
+    conf = check_feats_conf(None)
+    gl = GriffinLimBaseline(conf, n_iter=32)(extract_feats(torch.from_numpy(speech), conf).numpy())
+    gl_mcd = evaluator.score(ref, gl)["mcd_db"]
+    noise_mcd = evaluator.score(ref, envelope_noise(speech))["mcd_db"]
+    assert gl_mcd + 2.0 < noise_mcd
+
+
 def test_f0_metrics_definition():
     ref = np.array([0.0, 100.0, 200.0, 200.0, 0.0])
     deg = np.array([0.0, 200.0, 200.0, 0.0, 150.0])  # octave up, equal, 2 V/UV flips

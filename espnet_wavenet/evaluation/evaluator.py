@@ -31,7 +31,8 @@ METRICS: Dict[str, tuple] = {
         "lower",
         "10/ln10*sqrt(2*sum_{d=1..24}(c_d-c'_d)^2) per 5 ms frame, averaged; "
         "mel-cepstra from pyworld CheapTrick + pysptk sp2mc, alpha=pysptk mcepalpha(fs), "
-        "c0 excluded, frame-aligned (no DTW)",
+        "c0 excluded, frame-aligned (no DTW); envelope limited to the features' fmin..fmax "
+        "(bins outside take the edge bin's value)",
     ),
     "f0_rmse_cents": (
         "F0 RMSE (cent)",
@@ -83,12 +84,14 @@ class SignalEvaluator:
         self.logmel = LogMelDistance(feats_conf)
         self.fs = self.logmel.fs
         self.f0_method = f0_method
+        conf = self.logmel.conf
+        self.band = (conf.get("fmin") or 0.0, conf.get("fmax") or self.fs / 2)
 
     def reference(self, wav: np.ndarray) -> Reference:
         wav = np.asarray(wav, dtype=np.float32)
         return Reference(
             wav=wav,
-            world=world_analysis(wav, self.fs, f0_method=self.f0_method),
+            world=world_analysis(wav, self.fs, f0_method=self.f0_method, band=self.band),
             logmel_db=self.logmel.logmel_db(wav),
         )
 
@@ -101,7 +104,7 @@ class SignalEvaluator:
             raise ValueError("signal contains NaN or Inf")
         if np.max(np.abs(deg), initial=0.0) == 0.0:
             logging.warning("signal is all zeros; its scores are meaningless")
-        world = world_analysis(deg, self.fs, f0_method=self.f0_method)
+        world = world_analysis(deg, self.fs, f0_method=self.f0_method, band=self.band)
         f0_rmse, vuv = f0_metrics(ref.world.f0, world.f0)
         if logmel_db is None:
             logmel_db = self.logmel.logmel_db(deg)
