@@ -68,7 +68,10 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7"],
-        "eval": ["pesq>=0.0.4", "pystoi>=0.3", "pysptk>=0.2"],
+        # speechmos ships the DNSMOS ONNX models in its wheel and declares no
+        # requirements; it imports onnxruntime, librosa and requests.
+        "eval": ["pesq>=0.0.4", "pystoi>=0.3", "pysptk>=0.2", "speechmos>=0.0.1.1",
+                 "onnxruntime>=1.17", "librosa>=0.10", "requests"],
     },
     entry_points={
         # Any vocoder package can register itself under this group; see

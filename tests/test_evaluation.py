@@ -152,6 +152,17 @@ def test_mcd_covers_the_band_of_the_features(speech, evaluator):
     assert gl_mcd + 2.0 < noise_mcd
 
 
+def test_dnsmos_ranks_natural_speech_above_noisy_speech(speech):
+    from espnet_wavenet.evaluation.dnsmos import dnsmos
+
+    clean = dnsmos(speech, 22050)
+    noisy = dnsmos(add_noise(speech, 0.0), 22050)
+    assert set(clean) == {"dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808"}
+    assert clean["dnsmos_ovrl"] > noisy["dnsmos_ovrl"] + 0.5
+    assert clean["dnsmos_bak"] > noisy["dnsmos_bak"] + 1.0
+    assert dnsmos(speech, 22050) == clean  # deterministic
+
+
 def test_f0_metrics_definition():
     ref = np.array([0.0, 100.0, 200.0, 200.0, 0.0])
     deg = np.array([0.0, 200.0, 200.0, 0.0, 150.0])  # octave up, equal, 2 V/UV flips
@@ -287,29 +298,55 @@ def test_report_files(tmp_path):
     (exp / "images").mkdir(parents=True)
     (exp / "train.log").write_text(TRAIN_LOG)
     out = tmp_path / "eval"
-    main([
-        "--ref_wav_scp", str(dump / "wav.scp"), "--gen_wav_scp", str(gen / "wav.scp"),
+    common = [
+        "--gen_wav_scp", str(gen / "wav.scp"),
         "--feats_scp", str(dump / "feats.scp"), "--model_dir", str(model_dir),
-        "--exp_dir", str(exp), "--out_dir", str(out), "--griffin_lim", "true",
-        "--griffin_lim_iters", "4", "--nll", "true", "--max_plots", "1",
-        "--f0_method", "dio",
-    ])
+        "--griffin_lim", "true", "--griffin_lim_iters", "4", "--f0_method", "dio",
+    ]
+    main(["--ref_wav_scp", str(dump / "wav.scp"), *common, "--exp_dir", str(exp),
+          "--out_dir", str(out), "--nll", "true", "--max_plots", "1", "--nj", "2"])
     rows = read_csv(out / "metrics.csv")
     assert sorted((r["utt"], r["system"]) for r in rows) == sorted(
-        (u, s) for u in ids for s in ("wavenet", "griffin_lim")
+        (u, s) for u in ids for s in ("natural", "wavenet", "griffin_lim")
     )
     for r in rows:
+        assert 1.0 <= r["dnsmos_ovrl"] <= 5.0 and 1.0 <= r["dnsmos_p808"] <= 5.0
+        if r["system"] == "natural":  # non-intrusive estimates only
+            assert math.isnan(r["pesq_wb"]) and math.isnan(r["mcd_db"])
+            continue
         assert 1.0 <= r["pesq_wb"] <= 4.65 and 0.0 <= r["stoi"] <= 1.0
         assert r["mcd_db"] > 0.0 and r["logmel_rmse_db"] > 0.0
         assert math.isnan(r["nll_bits"]) == (r["system"] == "griffin_lim")
+    # one process scores the same (jobs change nothing but the time)
+    main(["--ref_wav_scp", str(dump / "wav.scp"), *common, "--out_dir", str(tmp_path / "one"),
+          "--nll", "true", "--max_plots", "0", "--nj", "1"])
+    one = read_csv(tmp_path / "one" / "metrics.csv")
+    assert [(r["utt"], r["system"]) for r in one] == [(r["utt"], r["system"]) for r in rows]
+    for a, b in zip(one, rows):  # the NLL's float sums may round with the thread count
+        assert {k: a[k] for k in a if k not in ("utt", "system")} == pytest.approx(
+            {k: b[k] for k in b if k not in ("utt", "system")}, rel=1e-5, nan_ok=True)
+    # TTS output has no natural recording: DNSMOS of the output and of Griffin-Lim
+    main([*common, "--out_dir", str(tmp_path / "tts"), "--nll", "true", "--max_plots", "1"])
+    tts = read_csv(tmp_path / "tts" / "metrics.csv")
+    assert sorted((r["utt"], r["system"]) for r in tts) == sorted(
+        (u, s) for u in ids for s in ("wavenet", "griffin_lim")
+    )
+    for r in tts:
+        assert 1.0 <= r["dnsmos_ovrl"] <= 5.0
+        assert math.isnan(r["pesq_wb"]) and math.isnan(r["nll_bits"])
+    tts_summary = json.loads((tmp_path / "tts" / "summary.json").read_text())
+    assert tts_summary["reference"] is False
+    assert "DNSMOS OVRL" in (tmp_path / "tts" / "summary.md").read_text()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_utterances"] == 2
     assert summary["rtf"]["rtf"] == pytest.approx(1.5)
+    assert summary["reference"] is True
     for system in ("wavenet", "griffin_lim"):
         stat = summary["systems"][system]["pesq_wb"]
         assert stat["n"] == 2 and stat["ci95"] > 0.0
     assert summary["systems"]["wavenet"]["nll_bits"]["n"] == 2
     assert "nll_bits" not in summary["systems"]["griffin_lim"]
+    assert summary["systems"]["natural"]["dnsmos_ovrl"]["n"] == 2
     md = (out / "summary.md").read_text()
     assert "| PESQ-WB | higher |" in md and "real-time factor: **1.500**" in md
     pngs = sorted(p.name for p in (out / "plots").glob("*.png"))

@@ -4,6 +4,7 @@ Real ESPnet classes throughout (TTSTask, Tacotron2, FastSpeech2, Text2Speech);
 tiny random models; no downloads.
 """
 
+import json
 import logging
 import subprocess
 import sys
@@ -350,6 +351,11 @@ def test_drop_in_cli_writes_wavs_then_tts_decode_script(models, tmp_path):
     for utt, path in wavs.items():
         frames = np.load(out / "denorm" / f"{utt}.npy").shape[0]
         assert sf.info(str(path)).frames == frames * 256
+    # and judged with no natural recording: DNSMOS of the output and of Griffin-Lim
+    summary = json.loads((voc / "eval" / "summary.json").read_text())
+    assert summary["reference"] is False
+    assert sorted(summary["systems"]) == ["griffin_lim", "wavenet"]
+    assert summary["systems"]["wavenet"]["dnsmos_ovrl"]["n"] == 2
 
 
 def test_drop_in_cli_refuses_mismatch(models, tmp_path):

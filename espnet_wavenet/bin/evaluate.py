@@ -3,7 +3,8 @@
 
 Writes ``<out_dir>/metrics.csv`` (per utterance and system), ``summary.json`` and
 ``summary.md`` (mean with 95% confidence interval, decoding RTF) and
-``plots/*.png``. See :mod:`espnet_wavenet.evaluation` for the metric definitions.
+``plots/*.png``. Without ``--ref_wav_scp`` (TTS output) only the non-intrusive
+DNSMOS estimates are computed. See :mod:`espnet_wavenet.evaluation` for the metric definitions.
 """
 
 import argparse
@@ -25,7 +26,8 @@ def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--ref_wav_scp", required=True, help="natural audio: uttid path")
+    p.add_argument("--ref_wav_scp", default=None,
+                   help="natural audio: uttid path (none, e.g. for TTS output: DNSMOS only)")
     p.add_argument("--gen_wav_scp", required=True, help="generated audio: uttid path")
     p.add_argument("--out_dir", required=True, help="where the report goes")
     p.add_argument("--model_dir", default=None, help="packed vocoder (features, NLL)")
@@ -47,6 +49,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_plots", type=int, default=3, help="utterances to plot")
     p.add_argument("--f0_method", choices=("harvest", "dio"), default="harvest")
     p.add_argument("--gen_name", default="wavenet", help="system name in the report")
+    p.add_argument("--dnsmos", type=str2bool, default=True,
+                   help="non-intrusive DNSMOS P.835 / P.808 of every signal (speechmos)")
+    p.add_argument("--nj", type=int, default=1, help="utterances scored in parallel processes")
     p.add_argument("--utt2sid", default=None, help="uttid -> speaker id, for the NLL")
     p.add_argument("--device", default="cpu", help="device for the NLL")
     p.add_argument("--log_level", default="INFO")
@@ -74,6 +79,8 @@ def main(cmd=None) -> None:
         gen_name=args.gen_name,
         utt2sid=args.utt2sid,
         device=args.device,
+        use_dnsmos=args.dnsmos,
+        nj=args.nj,
     )
 
 

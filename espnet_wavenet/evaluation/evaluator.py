@@ -50,6 +50,14 @@ METRICS: Dict[str, tuple] = {
         "RMSE in dB over all (frame, mel bin) cells of the recipe's ESPnet LogMelFbank "
         "features (20*log10 of mel magnitude)",
     ),
+    "dnsmos_ovrl": (
+        "DNSMOS OVRL",
+        "higher",
+        "non-intrusive P.835 overall quality (DNSMOS via speechmos, 16 kHz), 1..5",
+    ),
+    "dnsmos_sig": ("DNSMOS SIG", "higher", "non-intrusive P.835 speech signal quality, 1..5"),
+    "dnsmos_bak": ("DNSMOS BAK", "higher", "non-intrusive P.835 background quality, 1..5"),
+    "dnsmos_p808": ("DNSMOS P.808", "higher", "non-intrusive P.808 overall quality, 1..5"),
     "nll_bits": (
         "NLL (bit/sample)",
         "lower",

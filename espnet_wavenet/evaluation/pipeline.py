@@ -3,15 +3,19 @@
 For every utterance in both wav.scp files: the generated wav, and (optionally)
 a Griffin-Lim rendering of the same features, are scored against the natural
 recording (:mod:`espnet_wavenet.evaluation.evaluator`); the model's held-out NLL
-of the natural audio is added (:mod:`espnet_wavenet.evaluation.nll`). Writes
+of the natural audio is added (:mod:`espnet_wavenet.evaluation.nll`); the
+natural recording and every system get the non-intrusive DNSMOS estimates
+(:mod:`espnet_wavenet.evaluation.dnsmos`), which are all there is for audio
+with no natural recording (TTS output). Writes
 ``metrics.csv``, ``summary.json``, ``summary.md`` and ``plots/*.png``.
 """
 
 import logging
+import multiprocessing
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -25,6 +29,7 @@ from espnet_wavenet.evaluation.evaluator import (
     SignalEvaluator,
     fit_length,
 )
+from espnet_wavenet.evaluation.dnsmos import DNSMOS_METRICS, dnsmos, dnsmos_available
 from espnet_wavenet.evaluation.gl_baseline import GriffinLimBaseline
 from espnet_wavenet.evaluation.nll import nll_bits_per_sample
 from espnet_wavenet.evaluation.plots import (
@@ -54,8 +59,69 @@ def load_wav(path: str, fs: int, uttid: str) -> np.ndarray:
     return wav
 
 
+class _Scorer:
+    """What scoring one utterance needs; shared with worker processes by fork."""
+
+    def __init__(self, **kw: Any):
+        self.__dict__.update(kw)
+
+    def __call__(self, i: int, utt: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        """Rows of one utterance (natural and every system) and its plot, if any."""
+        ev, fs = self.evaluator, self.evaluator.fs
+        gen_wav = load_wav(self.gens[utt], fs, utt)
+        ref_wav = load_wav(self.refs[utt], fs, utt) if self.refs is not None else None
+        n = len(ref_wav) if ref_wav is not None else len(gen_wav)
+        feats = None
+        if self.gl is not None or self.nll:
+            if utt in self.feats_index:
+                feats = load_feats(self.feats_index[utt], utt)
+            elif ref_wav is not None:
+                if self.feats_index:
+                    logging.warning("%s: not in the features scp; features recomputed", utt)
+                from espnet_wavenet.features import extract_feats
+
+                feats = extract_feats(torch.from_numpy(ref_wav), ev.logmel.conf).numpy()
+        signals: Dict[str, np.ndarray] = OrderedDict()
+        if ref_wav is not None:
+            signals["natural"] = ref_wav
+        signals[self.gen_name] = fit_length(gen_wav, n)
+        if self.gl is not None and feats is not None:
+            signals["griffin_lim"] = fit_length(self.gl(feats), n)
+        logmels = OrderedDict((k, ev.logmel.logmel_db(v)) for k, v in signals.items())
+        ref = ev.reference(ref_wav) if ref_wav is not None else None
+        rows = []
+        for name, wav in signals.items():
+            row: Dict[str, Any] = dict(utt=utt, system=name, duration_s=round(n / fs, 4))
+            if ref is not None and name != "natural":
+                row.update(ev.score(ref, wav, logmels[name]))
+            if self.dnsmos:
+                row.update(dnsmos(wav, fs))
+            if name == self.gen_name and self.nll and ref_wav is not None:
+                row["nll_bits"] = nll_bits_per_sample(
+                    self.vocoder, ref_wav, feats, self.sids.get(utt), chunk=self.nll_chunk,
+                    uttid=utt,
+                )
+            rows.append(row)
+        figure = None
+        if i < self.max_plots:
+            figure = str(plot_utterance(self.out / "plots" / f"{utt}.png", utt, fs,
+                                        ev.logmel.conf["hop_length"], signals, logmels))
+        return rows, figure
+
+
+_SCORER: Optional[_Scorer] = None
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # --nj processes share the cores
+
+
+def _score_in_worker(args: Tuple[int, str]):
+    return _SCORER(*args)
+
+
 def evaluate_corpus(
-    ref_wav_scp: PathLike,
+    ref_wav_scp: Optional[PathLike],
     gen_wav_scp: PathLike,
     out_dir: PathLike,
     model_dir: Optional[PathLike] = None,
@@ -72,8 +138,16 @@ def evaluate_corpus(
     utt2sid: Optional[PathLike] = None,
     device: str = "cpu",
     nll_chunk: int = 16384,
+    use_dnsmos: bool = True,
+    nj: int = 1,
 ) -> Dict[str, Any]:
-    """Score every common utterance, write the report files, return the summary."""
+    """Score every common utterance, write the report files, return the summary.
+
+    Without ``ref_wav_scp`` (e.g. TTS output, which has no aligned recording)
+    only the non-intrusive DNSMOS estimates are computed, of the generated
+    audio and, given ``feats_scp``, of Griffin-Lim on the same features.
+    ``nj`` > 1 scores utterances in that many processes (one thread each).
+    """
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
     vocoder = None
@@ -87,71 +161,62 @@ def evaluate_corpus(
         nll = False
     if feats_conf is None:
         raise ValueError("a feature configuration is needed (give model_dir)")
+    if use_dnsmos and not dnsmos_available():
+        raise ImportError("DNSMOS needs speechmos and onnxruntime "
+                          "(pip install 'espnet_wavenet[eval]'), or pass --dnsmos false")
+    if ref_wav_scp is None:
+        if not use_dnsmos:
+            raise ValueError("no natural recordings and no DNSMOS: nothing to measure")
+        nll = False  # needs the natural audio
     evaluator = SignalEvaluator(feats_conf, f0_method=f0_method)
-    fs, hop = evaluator.fs, evaluator.logmel.conf["hop_length"]
-    gl = GriffinLimBaseline(feats_conf, n_iter=griffin_lim_iters) if griffin_lim else None
+    fs = evaluator.fs
+    gl = None
+    if griffin_lim and (ref_wav_scp is not None or feats_scp is not None):
+        gl = GriffinLimBaseline(feats_conf, n_iter=griffin_lim_iters)
 
-    refs, gens = read_scp(ref_wav_scp), read_scp(gen_wav_scp)
+    gens = read_scp(gen_wav_scp)
+    refs = read_scp(ref_wav_scp) if ref_wav_scp is not None else None
     feats_index = read_scp(feats_scp) if feats_scp is not None else {}
     sids = {k: int(v) for k, v in read_scp(utt2sid).items()} if utt2sid else {}
-    utts = [u for u in gens if u in refs]
-    missing = [u for u in gens if u not in refs]
-    if missing:
-        logging.warning("%d generated utterances have no natural recording, e.g. %s",
-                        len(missing), missing[:3])
-    if len(utts) < len(refs):
-        logging.warning("%d of %d natural utterances were not generated",
-                        len(refs) - len(utts), len(refs))
+    utts = list(gens) if refs is None else [u for u in gens if u in refs]
+    if refs is not None:
+        missing = [u for u in gens if u not in refs]
+        if missing:
+            logging.warning("%d generated utterances have no natural recording, e.g. %s",
+                            len(missing), missing[:3])
+        if len(utts) < len(refs):
+            logging.warning("%d of %d natural utterances were not generated",
+                            len(refs) - len(utts), len(refs))
     if not utts:
         raise ValueError(f"no utterance is in both {ref_wav_scp} and {gen_wav_scp}")
     if vocoder is not None and vocoder.net.n_speakers > 0 and nll and not sids:
         logging.warning("speaker-conditioned model and no --utt2sid: the NLL is skipped")
         nll = False
 
-    rows: List[Dict[str, Any]] = []
-    figures: List[str] = []
+    global _SCORER
+    _SCORER = _Scorer(
+        evaluator=evaluator, gl=gl, vocoder=vocoder, refs=refs, gens=gens,
+        feats_index=feats_index, sids=sids, nll=nll, dnsmos=use_dnsmos, gen_name=gen_name,
+        nll_chunk=nll_chunk, max_plots=max_plots, out=out,
+    )
     start = time.perf_counter()
-    for i, utt in enumerate(tqdm(utts, desc="evaluate", unit="utt")):
-        ref_wav = load_wav(refs[utt], fs, utt)
-        n = len(ref_wav)
-        duration = n / fs
-        need_feats = gl is not None or nll
-        feats = None
-        if need_feats:
-            if utt in feats_index:
-                feats = load_feats(feats_index[utt], utt)
-            else:
-                if feats_scp is not None:
-                    logging.warning("%s: not in %s; features recomputed", utt, feats_scp)
-                from espnet_wavenet.features import extract_feats
-
-                feats = extract_feats(torch.from_numpy(ref_wav), feats_conf).numpy()
-        ref = evaluator.reference(ref_wav)
-        signals = OrderedDict(natural=ref_wav)
-        signals[gen_name] = fit_length(load_wav(gens[utt], fs, utt), n)
-        if gl is not None:
-            signals["griffin_lim"] = fit_length(gl(feats), n)
-        logmels = OrderedDict((k, evaluator.logmel.logmel_db(v)) for k, v in signals.items())
-        for name in list(signals)[1:]:
-            row: Dict[str, Any] = dict(utt=utt, system=name, duration_s=round(duration, 4))
-            row.update(evaluator.score(ref, signals[name], logmels[name]))
-            rows.append(row)
-            if name == gen_name:
-                gen_row = row
-        if nll and vocoder is not None:
-            gen_row["nll_bits"] = nll_bits_per_sample(
-                vocoder, ref_wav, feats, sids.get(utt), chunk=nll_chunk, uttid=utt
-            )
-        if i < max_plots:
-            figures.append(
-                str(plot_utterance(out / "plots" / f"{utt}.png", utt, fs, hop, signals, logmels))
-            )
-    logging.info("scored %d utterances in %.1f s", len(utts), time.perf_counter() - start)
+    jobs = list(enumerate(utts))
+    bar = dict(total=len(utts), desc="evaluate", unit="utt")
+    if nj > 1:
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(min(nj, len(utts)), initializer=_init_worker) as pool:
+            results = list(tqdm(pool.imap(_score_in_worker, jobs), **bar))
+    else:
+        results = [_SCORER(i, u) for i, u in tqdm(jobs, **bar)]
+    rows = [r for utt_rows, _ in results for r in utt_rows]
+    figures = [f for _, f in results if f is not None]
+    logging.info("scored %d utterances in %.1f s (%d jobs)", len(utts),
+                 time.perf_counter() - start, nj)
 
     dist_fig = plot_metric_distributions(
         out / "plots" / "metrics.png",
         rows,
-        list(SIGNAL_METRICS) + ["nll_bits"],
+        list(SIGNAL_METRICS) + list(DNSMOS_METRICS) + ["nll_bits"],
         {k: v[0] for k, v in METRICS.items()},
     )
     if dist_fig is not None:
@@ -173,6 +238,7 @@ def evaluate_corpus(
         decode_dir = Path(gen_wav_scp).parent
     summary: Dict[str, Any] = dict(
         n_utterances=len(utts),
+        reference=ref_wav_scp is not None,
         systems=summarize(rows),
         rtf=read_decode_stats(decode_dir),
         definitions={k: v[2] for k, v in METRICS.items()},
@@ -185,9 +251,11 @@ def evaluate_corpus(
             mcep_alpha=mcep_alpha(fs),
             griffin_lim_iters=griffin_lim_iters if griffin_lim else None,
             pesq_fs=16000,
+            dnsmos=use_dnsmos,
+            jobs=nj,
         ),
         inputs=dict(
-            ref_wav_scp=str(ref_wav_scp),
+            ref_wav_scp=None if ref_wav_scp is None else str(ref_wav_scp),
             gen_wav_scp=str(gen_wav_scp),
             feats_scp=None if feats_scp is None else str(feats_scp),
             model_dir=None if model_dir is None else str(model_dir),

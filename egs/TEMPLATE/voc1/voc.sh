@@ -23,7 +23,7 @@ SECONDS=0
 # General
 stage=-1
 stop_stage=6
-nj=4                    # parallel jobs of features and decoding
+nj=4                    # parallel jobs of features, decoding and evaluation
 decode_nj=              # default: --nj
 ngpu=0                  # GPUs for training (0: CPU; >1: one process per GPU)
 num_nodes=1             # nodes for training (>1 needs the Slurm backend)
@@ -75,7 +75,7 @@ gta_args=
 help_message=$(cat << EOF2
 Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
   --stage / --stop_stage N   stages to run (-1 .. 8; default ${stage} .. ${stop_stage})
-  --nj N                     parallel feature / decoding jobs (${nj})
+  --nj N                     parallel feature / decoding / evaluation jobs (${nj})
   --ngpu N / --num_nodes N   training GPUs per node / nodes (${ngpu} / ${num_nodes})
   --train_threads N          intra-op threads of CPU training (default: all cores)
   --train_config YAML        training config (${train_config})
@@ -301,7 +301,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             --feats_scp "${dumpdir}/${dset}/feats.scp" \
             --model_dir "${decode_dir}/model" --exp_dir "${exp}" \
             --decode_dir "${decode_dir}/${dset}" --out_dir "${decode_dir}/${dset}/eval" \
-            ${sid_eval} ${eval_args}
+            --nj "${nj}" ${sid_eval} ${eval_args}
         for f in "${decode_dir}/${dset}"/eval/*.md; do
             [ -f "${f}" ] && { echo "== ${f}" >&2; cat "${f}" >&2; }
         done

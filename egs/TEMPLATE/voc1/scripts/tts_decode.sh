@@ -21,9 +21,12 @@ decode_dir=
 feats_scp=
 out_dir=
 decode_args=
+evaluate=true     # DNSMOS of the vocoded speech and of Griffin-Lim on the same features
+eval_args=
 
 help_message="Usage: $0 --model_dir <packed vocoder> (--decode_dir <tts decode dir> | \
---feats_scp <scp>) --out_dir <dir> [--decode_args '...'] [--python python3]"
+--feats_scp <scp>) --out_dir <dir> [--decode_args '...'] [--evaluate true|false] \
+[--eval_args '...'] [--python python3]"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -34,7 +37,7 @@ while [ $# -gt 0 ]; do
         *) echo "$0: unexpected argument '$1'" >&2; echo "${help_message}" >&2; exit 1 ;;
     esac
     case "${key}" in
-        python|model_dir|decode_dir|feats_scp|out_dir|decode_args) printf -v "${key}" '%s' "${val}" ;;
+        python|model_dir|decode_dir|feats_scp|out_dir|decode_args|evaluate|eval_args) printf -v "${key}" '%s' "${val}" ;;
         *) echo "$0: unknown option --${key}" >&2; echo "${help_message}" >&2; exit 1 ;;
     esac
 done
@@ -87,5 +90,14 @@ for uttid, loc in read_scp(feats_scp).items():
     lines.append(f"{uttid} {path}\n")
 (out / "wav.scp").write_text("".join(lines))
 EOF
+fi
+if [ "${evaluate}" = true ]; then
+    # No natural recording exists for TTS output: non-intrusive DNSMOS only, of the
+    # WaveNet output and of Griffin-Lim on the same generated features.
+    log "evaluating ${out_dir}/wav.scp (DNSMOS) -> ${out_dir}/eval"
+    # shellcheck disable=SC2086
+    ${python} -m espnet_wavenet.bin.evaluate --gen_wav_scp "${out_dir}/wav.scp" \
+        --feats_scp "${feats_scp}" --model_dir "${model_dir}" --nll false \
+        --out_dir "${out_dir}/eval" ${eval_args}
 fi
 log "done: ${out_dir}"
