@@ -84,6 +84,7 @@ def test_identical_signals_score_best(speech):
     assert s["pesq_wb"] > 4.6  # P.862.2 maps a perfect match to ~4.64
     assert s["stoi"] == pytest.approx(1.0, abs=1e-6)
     assert s["mcd_db"] == 0.0
+    assert s["mcd_dtw_db"] == 0.0
     assert s["f0_rmse_cents"] == 0.0
     assert s["vuv_error"] == 0.0
     assert s["logmel_rmse_db"] == 0.0
@@ -96,6 +97,7 @@ def test_white_noise_worse_with_lower_snr(speech, evaluator):
     assert_monotonic(scores, "pesq_wb", "down")
     assert_monotonic(scores, "stoi", "down")
     assert_monotonic(scores, "mcd_db", "up")
+    assert_monotonic(scores, "mcd_dtw_db", "up")
     assert_monotonic(scores, "logmel_rmse_db", "up")
     # F0 tracking is not monotonic in SNR, but heavy noise must cost something.
     assert scores[-1]["f0_rmse_cents"] > 0.0 and scores[-1]["vuv_error"] > 0.0
@@ -161,6 +163,19 @@ def test_dnsmos_ranks_natural_speech_above_noisy_speech(speech):
     assert clean["dnsmos_ovrl"] > noisy["dnsmos_ovrl"] + 0.5
     assert clean["dnsmos_bak"] > noisy["dnsmos_bak"] + 1.0
     assert dnsmos(speech, 22050) == clean  # deterministic
+
+
+def test_espnet_mcd_aligns_by_dtw(speech):
+    from espnet_wavenet.evaluation.mcd import ESPNET_MCEP_PARAMS, espnet_mcd_dtw, espnet_mcep
+
+    ref = espnet_mcep(speech, 22050)
+    assert ref.shape == ((len(speech) - 1024) // 256 + 1, ESPNET_MCEP_PARAMS[22050][0] + 1)
+    late = np.concatenate([np.zeros(2560, np.float32), speech])  # 10 frames late
+    dtw = espnet_mcd_dtw(ref, espnet_mcep(late, 22050))
+    reversed_in_time = espnet_mcd_dtw(ref, ref[::-1])  # no path can align that
+    assert dtw < 1.0 < reversed_in_time
+    with pytest.raises(ValueError, match="11025 Hz"):
+        espnet_mcep(speech, 11025)
 
 
 def test_f0_metrics_definition():
@@ -362,12 +377,14 @@ def test_report_files(tmp_path):
     results.write_text("# Results\n\nSome words.\n")
     first = append_rows(results, "tiny", {"eval": out}, None, "some CPU", 2)
     second = append_rows(results, "tiny again", {"eval": out}, None, "some CPU", 2)
-    assert len(first) == 2 and len(second) == 1  # Griffin-Lim's row is already there
+    assert len(first) == 3 and len(second) == 1  # Griffin-Lim's and natural's are there
     text = results.read_text()
     assert text.startswith("# Results\n\nSome words.\n\n| config |")
     assert text.count("| config |") == 1
     lines = text.strip().splitlines()
-    assert lines[-3:] == first + second
+    assert lines[-4:] == first + second
+    assert first[2].startswith("| natural speech | eval | 2 | - |")
+    assert "| - | - |" in first[2]  # no intrusive metrics of the reference itself
     cells = [c.strip() for c in first[0].strip("|").split("|")]
     assert len(cells) == len(HEADER) and cells[:3] == ["tiny", "eval", "2"]
     pesq = summary["systems"]["wavenet"]["pesq_wb"]

@@ -14,7 +14,7 @@ import numpy as np
 
 from espnet_wavenet.evaluation.f0 import f0_metrics
 from espnet_wavenet.evaluation.logmel import LogMelDistance
-from espnet_wavenet.evaluation.mcd import mel_cepstral_distortion
+from espnet_wavenet.evaluation.mcd import espnet_mcd_dtw, espnet_mcep, mel_cepstral_distortion
 from espnet_wavenet.evaluation.perceptual import pesq_wb, stoi
 from espnet_wavenet.evaluation.world import WorldFeatures, world_analysis
 
@@ -33,6 +33,13 @@ METRICS: Dict[str, tuple] = {
         "mel-cepstra from pyworld CheapTrick + pysptk sp2mc, alpha=pysptk mcepalpha(fs), "
         "c0 excluded, frame-aligned (no DTW); envelope limited to the features' fmin..fmax "
         "(bins outside take the edge bin's value)",
+    ),
+    "mcd_dtw_db": (
+        "MCD-DTW ESPnet (dB)",
+        "lower",
+        "ESPnet egs2 evaluate_mcd.py's definition: SPTK mcep (order 34, alpha 0.45 at "
+        "22.05 kHz) of 1024/256 Hamming frames, c0 included, full band, DTW-aligned "
+        "(exact DTW; ESPnet uses fastdtw)",
     ),
     "f0_rmse_cents": (
         "F0 RMSE (cent)",
@@ -65,7 +72,9 @@ METRICS: Dict[str, tuple] = {
         "bits per sample (whole utterance)",
     ),
 }
-SIGNAL_METRICS = ("pesq_wb", "stoi", "mcd_db", "f0_rmse_cents", "vuv_error", "logmel_rmse_db")
+SIGNAL_METRICS = (
+    "pesq_wb", "stoi", "mcd_db", "mcd_dtw_db", "f0_rmse_cents", "vuv_error", "logmel_rmse_db",
+)
 
 
 @dataclass
@@ -75,6 +84,7 @@ class Reference:
     wav: np.ndarray
     world: WorldFeatures
     logmel_db: np.ndarray
+    espnet_mcep: np.ndarray
 
 
 def fit_length(wav: np.ndarray, n: int) -> np.ndarray:
@@ -101,6 +111,7 @@ class SignalEvaluator:
             wav=wav,
             world=world_analysis(wav, self.fs, f0_method=self.f0_method, band=self.band),
             logmel_db=self.logmel.logmel_db(wav),
+            espnet_mcep=espnet_mcep(wav, self.fs),
         )
 
     def score(
@@ -122,6 +133,7 @@ class SignalEvaluator:
             pesq_wb=pesq_wb(ref.wav, deg, self.fs),
             stoi=stoi(ref.wav, deg, self.fs),
             mcd_db=mel_cepstral_distortion(ref.world.mcep, world.mcep),
+            mcd_dtw_db=espnet_mcd_dtw(ref.espnet_mcep, espnet_mcep(deg, self.fs)),
             f0_rmse_cents=f0_rmse,
             vuv_error=vuv,
             logmel_rmse_db=float(np.sqrt(np.mean(diff * diff))) if n else float("nan"),

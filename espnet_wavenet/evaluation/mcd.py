@@ -11,11 +11,20 @@ No dynamic time warping: a vocoder's output is sample-aligned with the natural
 recording it was conditioned on, so frame t is compared with frame t.
 All frames count, silences included.
 
-Caveat: the envelope covers 0..fs/2, so a band-limited output is penalised
-heavily where the natural recording has energy it lacks. Griffin-Lim on features
-with fmax = 7600 Hz leaves 7.6..11 kHz empty; the natural recording low-passed at
-7.6 kHz alone scores ~22 dB against itself. Read MCD next to the log-mel
-distance, which only covers the feature band.
+The envelope is limited to the features' band before the analysis (see
+:mod:`espnet_wavenet.evaluation.world`), so a band-limited output is not
+penalised for the band the features do not describe.
+
+:func:`espnet_mcd_dtw` is the other definition, the one of ESPnet's egs2 TTS
+evaluation (``pyscripts/utils/evaluate_mcd.py``), for comparison with ESPnet
+papers: SPTK mel-cepstral analysis (``pysptk.sptk.mcep``, etype 1, eps 1e-8) of
+Hamming-windowed 1024-sample frames with a 256-sample shift, order and all-pass
+constant by rate (16 kHz: 23, 0.42; 22.05 kHz: 34, 0.45; 24 kHz: 34, 0.46;
+44.1 kHz: 39, 0.53; 48 kHz: 39, 0.55), c0 included, full band, frames aligned by
+DTW on the Euclidean distance and the same per-frame formula averaged over the
+path. ESPnet aligns with ``fastdtw`` (an approximation); this uses librosa's exact
+DTW, so figures can differ from ESPnet's slightly (never upwards: the exact path
+costs at most what the approximate one does).
 """
 
 import math
@@ -31,4 +40,41 @@ def mel_cepstral_distortion(mcep_ref: np.ndarray, mcep_deg: np.ndarray) -> float
     if n == 0:
         return math.nan
     diff = mcep_ref[:n, 1:] - mcep_deg[:n, 1:]
+    return float(np.mean(MCD_CONST * np.sqrt(np.sum(diff * diff, axis=1))))
+
+
+# ESPnet egs2 evaluate_mcd.py: (mel-cepstral order, all-pass constant) by rate
+ESPNET_MCEP_PARAMS = {
+    8000: (13, 0.31), 16000: (23, 0.42), 22050: (34, 0.45), 24000: (34, 0.46),
+    32000: (36, 0.50), 44100: (39, 0.53), 48000: (39, 0.55),
+}
+ESPNET_N_FFT = 1024
+ESPNET_N_SHIFT = 256
+
+
+def espnet_mcep(wav: np.ndarray, fs: int) -> np.ndarray:
+    """(frames, order + 1) SPTK mel-cepstra as ESPnet's egs2 MCD computes them."""
+    import pysptk
+
+    if fs not in ESPNET_MCEP_PARAMS:
+        raise ValueError(f"ESPnet's MCD has no mel-cepstral parameters for {fs} Hz "
+                         f"(it knows {sorted(ESPNET_MCEP_PARAMS)})")
+    order, alpha = ESPNET_MCEP_PARAMS[fs]
+    x = np.asarray(wav, dtype=np.float64)
+    win = pysptk.sptk.hamming(ESPNET_N_FFT)
+    n = (len(x) - ESPNET_N_FFT) // ESPNET_N_SHIFT + 1
+    if n < 1:
+        return np.zeros((0, order + 1))
+    frames = (x[i * ESPNET_N_SHIFT : i * ESPNET_N_SHIFT + ESPNET_N_FFT] * win for i in range(n))
+    return np.stack([pysptk.sptk.mcep(f, order, alpha, eps=1e-8, etype=1) for f in frames])
+
+
+def espnet_mcd_dtw(mcep_ref: np.ndarray, mcep_deg: np.ndarray) -> float:
+    """MCD in dB over the DTW path of two :func:`espnet_mcep` sequences (c0 included)."""
+    import librosa
+
+    if len(mcep_ref) == 0 or len(mcep_deg) == 0:
+        return math.nan
+    _, path = librosa.sequence.dtw(X=mcep_deg.T, Y=mcep_ref.T, metric="euclidean")
+    diff = mcep_deg[path[:, 0]] - mcep_ref[path[:, 1]]
     return float(np.mean(MCD_CONST * np.sqrt(np.sum(diff * diff, axis=1))))

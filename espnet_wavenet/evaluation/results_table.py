@@ -3,7 +3,8 @@
 A row puts a trained configuration's evaluation (stage 5's ``summary.json``)
 beside what it cost: training samples seen and hours, read from the ESPnet
 checkpoint's reporter and ``config.yaml``. Griffin-Lim on the same utterances
-gets a row of its own, written once per set and evaluation.
+and the natural recordings (DNSMOS only) get rows of their own, written once per
+set and evaluation.
 """
 
 import datetime
@@ -23,10 +24,13 @@ METRIC_COLUMNS = (
     ("nll_bits", "NLL bit/sample", 3),
     ("logmel_rmse_db", "log-mel RMSE dB", 2),
     ("mcd_db", "MCD dB", 2),
+    ("mcd_dtw_db", "MCD-DTW (ESPnet) dB", 2),
     ("f0_rmse_cents", "F0 RMSE cent", 0),
     ("vuv_error", "V/UV error", 3),
     ("pesq_wb", "PESQ-WB", 2),
     ("stoi", "STOI", 3),
+    ("dnsmos_ovrl", "DNSMOS OVRL", 2),
+    ("dnsmos_p808", "DNSMOS P.808", 2),
 )
 HEADER = (
     ["config", "set", "utts", "train samples", "train h", "CPU-h", "CPU"]
@@ -120,12 +124,13 @@ def append_rows(
         with open(Path(d) / "summary.json", encoding="utf-8") as f:
             summary = json.load(f)
         new.append(_line(rows_for(name, set_name, summary, cost, cpu, cores)))
-        if "griffin_lim" in summary["systems"]:
-            iters = summary.get("settings", {}).get("griffin_lim_iters")
-            gl = _line(rows_for(f"Griffin-Lim ({iters} iterations)", set_name, summary, None,
-                                cpu, cores, system="griffin_lim"))
-            if gl not in text:
-                new.append(gl)
+        iters = summary.get("settings", {}).get("griffin_lim_iters")
+        for system, label in (("griffin_lim", f"Griffin-Lim ({iters} iterations)"),
+                              ("natural", "natural speech")):
+            if system in summary["systems"]:
+                line = _line(rows_for(label, set_name, summary, None, cpu, cores, system))
+                if line not in text and line not in new:
+                    new.append(line)
     text = text.rstrip("\n") + "\n" + "\n".join(new) + "\n"
     path.write_text(text, encoding="utf-8")
     logging.info("%s: %d rows appended", path, len(new))
