@@ -7,6 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# stage 5: F0 by DIO, ~10x faster than Harvest, as in RESULTS.md
 ./voc.sh \
     --db_root downloads/kathleen \
     --train_set train --dev_set dev --eval_sets eval \
@@ -15,4 +16,5 @@ cd "$(dirname "$0")"
     --nj 4 \
     --train_config conf/train.yaml \
     --decode_config conf/decode.yaml \
+    --eval_args "--f0_method dio" \
     "$@"

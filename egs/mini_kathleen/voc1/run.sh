@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# stage 5: F0 by DIO, ~10x faster than Harvest (the demo's F0 figures orient only)
 ./voc.sh \
     --db_root ../db \
     --train_set train --dev_set dev --eval_sets eval \
@@ -14,4 +15,5 @@ cd "$(dirname "$0")"
     --nj 2 --ngpu 0 \
     --train_config conf/tiny.yaml \
     --decode_config conf/decode.yaml \
+    --eval_args "--f0_method dio" \
     "$@"
