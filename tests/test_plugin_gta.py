@@ -94,7 +94,7 @@ def test_gta_finetune_script(tmp_path):
         assert np.load(raw[u]).shape == (34, 80)
     # Stage 2: aligned to the audio's 35 frames; the TTS output, not the natural mel.
     from espnet_wavenet.data.scp import load_feats
-    from espnet_wavenet.recipe.datadir import read_dict as read_scp
+    from espnet_wavenet.data.datadir import read_dict as read_scp
 
     dump_scp = read_scp(tmp_path / "dump/train/feats.scp")
     natural = {u: load_feats(loc, u) for u, loc in dump_scp.items()}

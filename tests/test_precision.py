@@ -19,7 +19,7 @@ from espnet_wavenet.data.audio import read_audio
 from espnet_wavenet.evaluation.nll import nll_bits_per_sample
 from espnet_wavenet.features import check_feats_conf, extract_feats
 from espnet_wavenet.generation.fast import FastGenerator
-from espnet_wavenet.generation.quality import precision_quality, utterances_from_wavs
+from espnet_wavenet.evaluation.precision import precision_quality, utterances_from_wavs
 from espnet_wavenet.layers.upsample import pad_context
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel

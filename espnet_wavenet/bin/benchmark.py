@@ -14,7 +14,7 @@ What the lower precisions cost is measured with ``--quality_model`` on a
 trained packed model and real speech (``precision_quality``: teacher-forced
 NLL per precision, free-running agreement with the float32 kernel and the
 generated audio's log-mel distance to the natural speech; see
-:mod:`espnet_wavenet.generation.quality`).
+:mod:`espnet_wavenet.evaluation.precision`).
 """
 
 import argparse
@@ -108,7 +108,7 @@ def default_quality_wavs(n: int = 3) -> List[str]:
 
 def precision_quality_of(args) -> Dict[str, Any]:
     """``precision_quality`` of the packed model ``--quality_model`` on real speech."""
-    from espnet_wavenet.generation.quality import precision_quality, utterances_from_wavs
+    from espnet_wavenet.evaluation.precision import precision_quality, utterances_from_wavs
     from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
     vocoder = WaveNetVocoder.from_pretrained(args.quality_model)

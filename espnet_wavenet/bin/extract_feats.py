@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from espnet_wavenet.data.audio import read_audio, resample
 from espnet_wavenet.features import build_feats_extract, check_feats_conf
-from espnet_wavenet.recipe.datadir import read_dict as read_scp
+from espnet_wavenet.data.datadir import read_dict as read_scp
 
 
 def get_parser() -> argparse.ArgumentParser:

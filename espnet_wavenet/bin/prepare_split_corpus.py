@@ -6,7 +6,7 @@ import logging
 import sys
 
 from espnet_wavenet.recipe.corpora import prepare_split_corpus
-from espnet_wavenet.recipe.datadir import DataDirError
+from espnet_wavenet.data.datadir import DataDirError
 
 
 def get_parser() -> argparse.ArgumentParser:

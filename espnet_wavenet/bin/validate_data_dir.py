@@ -7,7 +7,7 @@ import sys
 
 from espnet2.utils.types import str2bool
 
-from espnet_wavenet.recipe.datadir import DataDirError
+from espnet_wavenet.data.datadir import DataDirError
 from espnet_wavenet.recipe.validate import validate_data_dir
 
 

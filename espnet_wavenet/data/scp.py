@@ -1,5 +1,5 @@
 """Features that a Kaldi-style feats.scp points at (read the scp with
-``espnet_wavenet.recipe.datadir.read_dict``)."""
+``espnet_wavenet.data.datadir.read_dict``)."""
 
 from pathlib import Path
 

@@ -27,6 +27,10 @@ class Distribution:
         """Waveform in [-1, 1] -> network input (class ids or floats)."""
         raise NotImplementedError
 
+    def teacher_forced_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Training's input for waveforms (B, T): at step t sample t - 1, silence first."""
+        return self.encode_input(torch.nn.functional.pad(x[:, :-1], (1, 0)))
+
     def nll(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood in nats. logits (B, C, T), x (B, T) -> (B, T)."""
         raise NotImplementedError

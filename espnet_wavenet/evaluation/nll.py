@@ -47,7 +47,7 @@ def nll_bits_per_sample(
     g = None
     if sid is not None:
         g = net.global_condition(torch.tensor([int(sid)], device=device))
-    x_in = dist.encode_input(torch.nn.functional.pad(x[:, :-1], (1, 0)))
+    x_in = dist.teacher_forced_input(x)
     total, ctx = 0.0, net.receptive_field - 1
     n = x.shape[1]
     for start in range(0, n, chunk):

@@ -22,6 +22,8 @@ import torch
 from tqdm import tqdm
 
 from espnet_wavenet.data.audio import read_audio, resample
+from espnet_wavenet.data.datadir import read_dict as read_scp
+from espnet_wavenet.data.datadir import read_utt2sid
 from espnet_wavenet.data.scp import load_feats
 from espnet_wavenet.evaluation.evaluator import (
     METRICS,
@@ -46,7 +48,6 @@ from espnet_wavenet.evaluation.report import (
 )
 from espnet_wavenet.evaluation.training_log import parse_train_log
 from espnet_wavenet.evaluation.world import FRAME_PERIOD_MS, MCEP_ORDER, mcep_alpha
-from espnet_wavenet.recipe.datadir import read_dict as read_scp
 
 PathLike = Union[str, Path]
 
@@ -177,7 +178,7 @@ def evaluate_corpus(
     gens = read_scp(gen_wav_scp)
     refs = read_scp(ref_wav_scp) if ref_wav_scp is not None else None
     feats_index = read_scp(feats_scp) if feats_scp is not None else {}
-    sids = {k: int(v) for k, v in read_scp(utt2sid).items()} if utt2sid else {}
+    sids = read_utt2sid(utt2sid) if utt2sid else {}
     utts = list(gens) if refs is None else [u for u in gens if u in refs]
     if refs is not None:
         missing = [u for u in gens if u not in refs]

@@ -7,11 +7,11 @@ log_scale_min=None, return_logits=False)`` returning ``(samples, logits)``.
 import logging
 
 from espnet_wavenet.distributions import Distribution
+from espnet_wavenet.generation.extension import PRECISIONS  # noqa: F401 - of the fast generator
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.wavenet import WaveNet
 
 GENERATORS = ("auto", "fast", "gpu", "reference")
-PRECISIONS = ("float32", "float16", "int8")  # of the fast generator's weights
 # Fast (float32) over reference speed, default config, one stream (README: 186x).
 REFERENCE_SLOWDOWN = 200
 

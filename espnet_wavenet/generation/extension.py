@@ -38,6 +38,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 SOURCE = Path(__file__).resolve().parents[1] / "csrc" / "wavenet_fast.cpp"
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 ABI_VERSION = 8
+# Weight precisions of the kernel; the index is the C ABI's WnModel.prec code.
+PRECISIONS = ("float32", "float16", "int8")
 # -ffast-math is avoided on purpose: it assumes no infinities, which the
 # softmax uses; contraction (FMA) and no errno are enough for speed.
 BASE_FLAGS = [

@@ -33,7 +33,8 @@ from espnet_wavenet.distributions import (
     MixtureOfLogistics,
     MuLawSoftmax,
 )
-from espnet_wavenet.generation import PRECISIONS, extension  # PRECISIONS index: WnModel.prec
+from espnet_wavenet.generation import extension
+from espnet_wavenet.generation.extension import PRECISIONS
 from espnet_wavenet.models.wavenet import WaveNet
 from espnet_wavenet.utils.matmul import row_stable_mm
 

@@ -17,7 +17,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 
 from espnet_wavenet.data.scp import load_feats
-from espnet_wavenet.recipe.datadir import read_dict as read_scp
+from espnet_wavenet.data.datadir import read_dict as read_scp
 
 
 def align_gta_feats(

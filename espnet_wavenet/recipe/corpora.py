@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Dict, Sequence, Union
 
-from espnet_wavenet.recipe.datadir import DataDirError, iter_ids, read_dict, write_data_dir
+from espnet_wavenet.data.datadir import DataDirError, iter_ids, read_dict, write_data_dir
 
 AUDIO_EXTS = (".flac", ".wav")
 

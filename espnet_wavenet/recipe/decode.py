@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from espnet_wavenet.data import scp as data_scp
-from espnet_wavenet.recipe.datadir import DataDirError, read_unique_entries, sort_key
+from espnet_wavenet.data.datadir import DataDirError, read_unique_entries, read_utt2sid, sort_key
 from espnet_wavenet.utils.atomic import atomic_open, atomic_write_text
 
 PathLike = Union[str, Path]
@@ -107,21 +107,6 @@ def check_feats(feats: np.ndarray, n_mels: int, min_frames: int, where: str) -> 
     return np.array(feats, dtype=np.float32)  # a writable copy for torch
 
 
-def read_utt2sid(path: PathLike) -> Dict[str, int]:
-    """``utt -> speaker id`` of an ESPnet utt2sid file."""
-    out = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            try:
-                out[parts[0]] = int(parts[1])
-            except (IndexError, ValueError):
-                raise DecodeInputError(f"{path}:{lineno}: expected 'utt int'") from None
-    return out
-
-
 def write_wav_atomic(path: Path, wav: np.ndarray, fs: int) -> None:
     """16-bit wav written atomically (never a partial file under its name)."""
     with atomic_open(path, "wb") as f:
@@ -162,7 +147,10 @@ def decode_scp(
     wav_dir.mkdir(parents=True, exist_ok=True)
     suffix = f".{job_tag}" if job_tag else ""
     entries = read_feats_scp(feats_scp)
-    sids: Optional[Dict[str, int]] = read_utt2sid(utt2sid) if utt2sid else None
+    try:
+        sids: Optional[Dict[str, int]] = read_utt2sid(utt2sid) if utt2sid else None
+    except DataDirError as e:
+        raise DecodeInputError(str(e)) from None
     n_speakers = int(getattr(vocoder.net, "n_speakers", 0) or 0)
     if n_speakers > 0 and sids is None:
         raise DecodeInputError(

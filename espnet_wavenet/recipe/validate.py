@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Union
 
 import soundfile as sf
 
-from espnet_wavenet.recipe.datadir import (
+from espnet_wavenet.data.datadir import (
     DataDirError,
     Entry,
     check_sorted_unique,

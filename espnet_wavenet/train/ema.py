@@ -5,7 +5,8 @@ from typing import Dict
 import torch
 
 
-def _buffer_name(param_name: str) -> str:
+def shadow_buffer_name(param_name: str) -> str:
+    """Buffer name of a parameter's shadow (in the state dict: ``ema.<this>``)."""
     return param_name.replace(".", "__")
 
 
@@ -26,7 +27,7 @@ class ExponentialMovingAverage(torch.nn.Module):
         self.decay = decay
         self.names = [n for n, _ in module.named_parameters()]
         for name, p in module.named_parameters():
-            self.register_buffer(_buffer_name(name), p.detach().clone())
+            self.register_buffer(shadow_buffer_name(name), p.detach().clone())
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
@@ -36,16 +37,16 @@ class ExponentialMovingAverage(torch.nn.Module):
         # must start from the loaded weights, not the random initialisation.
         decay = 0.0 if n == 0 else min(self.decay, (1.0 + n) / (10.0 + n))
         for name, p in module.named_parameters():
-            shadow = getattr(self, _buffer_name(name))
+            shadow = getattr(self, shadow_buffer_name(name))
             shadow.lerp_(p.detach().to(shadow.dtype), 1.0 - decay)
         self.num_updates += 1
 
     def shadow_state_dict(self) -> Dict[str, torch.Tensor]:
         """Parameter name -> averaged tensor (no buffers of the module)."""
-        return {n: getattr(self, _buffer_name(n)).detach().clone() for n in self.names}
+        return {n: getattr(self, shadow_buffer_name(n)).detach().clone() for n in self.names}
 
     @torch.no_grad()
     def copy_to(self, module: torch.nn.Module) -> None:
         """Overwrite ``module``'s parameters with the averages."""
         for name, p in module.named_parameters():
-            p.copy_(getattr(self, _buffer_name(name)))
+            p.copy_(getattr(self, shadow_buffer_name(name)))

@@ -41,11 +41,6 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         self.normalize = normalize
         self.ema = ExponentialMovingAverage(wavenet, ema_decay) if ema_decay > 0 else None
 
-    def teacher_forced_input(self, speech: torch.Tensor) -> torch.Tensor:
-        """Input at step t is sample t-1 (silence before the first one)."""
-        prev = torch.nn.functional.pad(speech[:, :-1], (1, 0))
-        return self.distribution.encode_input(prev)
-
     def nll(
         self,
         speech: torch.Tensor,
@@ -57,7 +52,7 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         net = self.wavenet if wavenet is None else wavenet
         bf16 = self.cpu_bf16 and self.training and speech.device.type == "cpu"
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(self.teacher_forced_input(speech), feats.transpose(1, 2), sids)
+            logits = net(self.distribution.teacher_forced_input(speech), feats.transpose(1, 2), sids)
         return self.distribution.nll(logits.float(), speech)
 
     def forward(

@@ -8,7 +8,7 @@ import yaml
 
 from espnet_wavenet.generation import PRECISIONS
 from espnet_wavenet.train.checkpoint import load_checkpoint
-from espnet_wavenet.train.ema import _buffer_name
+from espnet_wavenet.train.ema import shadow_buffer_name
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder, load_stats
 
 
@@ -36,7 +36,7 @@ def vocoder_from_experiment(
     ema_updates = state.get("ema.num_updates")
     if use_ema and ema_updates is not None and int(ema_updates) > 0:
         for name in list(net_state):
-            key = "ema." + _buffer_name(name)
+            key = "ema." + shadow_buffer_name(name)
             if key in state:
                 net_state[name] = state[key]
         logging.info("using EMA weights (%d updates)", int(ema_updates))

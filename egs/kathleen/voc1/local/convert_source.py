@@ -20,7 +20,7 @@ import soundfile as sf
 from tqdm import tqdm
 
 from espnet_wavenet.data.audio import read_audio, resample
-from espnet_wavenet.recipe.datadir import atomic_write_text, write_lines
+from espnet_wavenet.data.datadir import atomic_write_text, write_lines
 
 TAKE = re.compile(r"^(arctic_[ab]\d{4})_(\d+)\.wav$")
 DEV = [f"arctic_b{i:04d}" for i in range(440, 490)]

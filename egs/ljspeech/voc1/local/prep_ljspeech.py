@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_wavenet.recipe.datadir import DataDirError, sort_key, write_data_dir
+from espnet_wavenet.data.datadir import DataDirError, sort_key, write_data_dir
 
 
 def main() -> None:

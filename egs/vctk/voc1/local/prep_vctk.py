@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List
 
-from espnet_wavenet.recipe.datadir import DataDirError, iter_ids, sort_key, write_data_dir
+from espnet_wavenet.data.datadir import DataDirError, iter_ids, sort_key, write_data_dir
 
 
 def main() -> None:

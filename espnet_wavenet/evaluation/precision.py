@@ -139,7 +139,7 @@ def precision_quality(
         g = torch.tensor([int(sids[i])]) if sids is not None else None
         n_total += x.shape[1]
         # Training's teacher forcing: the input at step t is sample t - 1.
-        x_in = dist.encode_input(torch.nn.functional.pad(x[:, :-1], (1, 0)))
+        x_in = dist.teacher_forced_input(x)
         ref = net(x_in, frames[None], g)
         nats["parallel_forward"] += float(dist.nll(ref, x).double().sum())
         logit_range = max(logit_range, float(ref.abs().max()))

@@ -135,3 +135,14 @@ def iter_ids(path: PathLike) -> Iterator[str]:
             line = line.split("#", 1)[0].strip()
             if line:
                 yield line.split()[0]
+
+
+def read_utt2sid(path: PathLike) -> Dict[str, int]:
+    """``utt -> speaker id`` of an ESPnet utt2sid file; errors name file and line."""
+    out = {}
+    for e in read_unique_entries(path):
+        try:
+            out[e.key] = int(e.value)
+        except ValueError:
+            raise DataDirError(f"{path}:{e.lineno}: expected 'utt int', got '{e.value}'") from None
+    return out
