@@ -199,6 +199,24 @@ def check_streaming(voc: WaveNetVocoder, sid) -> None:
     assert torch.equal(torch.cat(chunks), offline)
 
 
+@needs_fast
+def test_network_on_a_gpu_decodes_with_cpu_generators(monkeypatch, caplog):
+    # No GPU here: the device check is what is simulated; the rest is real.
+    import espnet_wavenet.generation as generation
+
+    _, net, d = tiny("mulaw")
+    monkeypatch.setattr(generation, "_on_gpu", lambda n: n is net)
+    with caplog.at_level(logging.INFO):
+        gen = build_generator(net, d, "auto")
+    assert isinstance(gen, FastGenerator) and gen.net is not net
+    assert "CPU copy of the weights" in caplog.text and "unverified" in caplog.text
+    for name, p in net.state_dict().items():
+        assert torch.equal(gen.net.state_dict()[name], p)
+    assert isinstance(build_generator(net, d, "reference"), ReferenceGenerator)
+    with pytest.raises(RuntimeError, match="needs the network on a CUDA device"):
+        build_generator(net, d, "gpu")  # by name only, and only on a GPU
+
+
 def test_fallback_without_extension(monkeypatch, caplog):
     monkeypatch.setenv("ESPNET_WAVENET_NO_EXT", "1")
     _, net, d = tiny("mulaw")
@@ -247,7 +265,7 @@ def test_gpu_graphs_equal_reference(dist):
     noise = d.noise(2, length, torch.Generator().manual_seed(4))
     ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
     net = net.cuda()
-    gen = build_generator(net, d, "auto")
+    gen = build_generator(net, d, "gpu")  # by name: auto decodes on the CPU (unverified)
     assert isinstance(gen, GpuGenerator) and gen.use_graphs
     out, lg = gen.generate(c_up.cuda(), length, noise, g.cuda(), return_logits=True)
     torch.testing.assert_close(out.cpu(), ref, atol=1e-4, rtol=0)

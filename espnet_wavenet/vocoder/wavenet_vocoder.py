@@ -186,9 +186,11 @@ class WaveNetVocoder(torch.nn.Module):
             )
             return [wav[i, : lengths[i]].cpu() for i in range(len(feats_list))]
         # Upsample each utterance alone: padding never reaches the conditioning.
-        c_up = torch.zeros(len(feats_list), self.n_mels, longest, device=self.mean.device)
+        # on the generator's device (a network on a GPU is decoded by CPU generators)
+        device = next(gen.net.parameters()).device
+        c_up = torch.zeros(len(feats_list), self.n_mels, longest, device=device)
         for i, f in enumerate(feats_list):
-            c_up[i, :, : lengths[i]] = self.conditioning(f, normalized)[0]
+            c_up[i, :, : lengths[i]] = self.conditioning(f, normalized)[0].to(device)
         wav, _ = gen.generate(c_up, longest, noise, g, self.temperature, self.log_scale_min)
         return [wav[i, : lengths[i]].cpu() for i in range(len(feats_list))]
 

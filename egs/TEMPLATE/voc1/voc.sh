@@ -28,7 +28,7 @@ decode_nj=              # default: --nj
 ngpu=0                  # GPUs for training (0: CPU; >1: one process per GPU)
 num_nodes=1             # nodes for training (>1 needs the Slurm backend)
 train_threads=          # intra-op threads of CPU training (default: all cores)
-decode_ngpu=            # GPUs per decoding job (default: 1 if --ngpu >= 1)
+decode_ngpu=0           # GPUs per decoding job (the GPU generator is unverified: CPU by default)
 python=python3
 datadir=data
 dumpdir=dump
@@ -77,6 +77,7 @@ Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
   --stage / --stop_stage N   stages to run (-1 .. 8; default ${stage} .. ${stop_stage})
   --nj N                     parallel feature / decoding / evaluation jobs (${nj})
   --ngpu N / --num_nodes N   training GPUs per node / nodes (${ngpu} / ${num_nodes})
+  --decode_ngpu N            GPUs per decoding job (${decode_ngpu}: the GPU generator is unverified)
   --train_threads N          intra-op threads of CPU training (default: all cores)
   --train_config YAML        training config (${train_config})
   --decode_config YAML       decoding config (${decode_config})
@@ -103,9 +104,6 @@ fi
 . ./cmd.sh
 
 decode_nj=${decode_nj:-${nj}}
-if [ -z "${decode_ngpu}" ]; then
-    if [ "${ngpu}" -ge 1 ]; then decode_ngpu=1; else decode_ngpu=0; fi
-fi
 [ -n "${tag}" ] || tag=$(basename "${train_config}" .yaml)
 exp=${expdir}/${tag}
 stats_dir=${expdir}/stats
