@@ -508,30 +508,9 @@ class FastGenerator:
     # padding of the smoothing convs): they are found by upsampling W impulse
     # combs once, and near the end from the utterance's actual length.
     def _first_frame(self, steps: torch.Tensor, clamp: bool = True) -> torch.Tensor:
-        """First context-conv frame each sample depends on."""
-        idx = steps
-        for s in reversed(self.net.upsample.scales):
-            idx = torch.div(idx - s, s, rounding_mode="floor")
+        """First context-conv frame each sample depends on (0 at the start)."""
+        idx = self.net.upsample.first_frame(steps)
         return idx.clamp(min=0) if clamp else idx
-
-    def _last_frame(self, steps: torch.Tensor) -> torch.Tensor:
-        """Last context-conv frame each sample depends on (unclamped)."""
-        idx = steps
-        for s in reversed(self.net.upsample.scales):
-            idx = torch.div(idx + s, s, rounding_mode="floor")
-        return idx
-
-    @torch.no_grad()
-    def _comb(self, n_frames: int, width: int) -> torch.Tensor:
-        """(n_frames * hop, width): the upsampled impulse comb r (impulses at the
-        frames congruent to r modulo width) at every sample."""
-        up = self.net.upsample
-        x = torch.zeros(width, 1, n_frames)
-        for r in range(width):
-            x[r, 0, r::width] = 1.0
-        for s, conv in zip(up.scales, up.smooth):
-            x = conv(torch.repeat_interleave(x, s, dim=-1))
-        return x[:, 0, :].t().float().contiguous()
 
     def _tables(self) -> dict:
         """Band width W and the coefficient tables of the interior and the start."""
@@ -542,9 +521,10 @@ class FastGenerator:
             return self._tab
         hop = self.net.upsample.hop
         probe = torch.arange(16 * hop, 17 * hop)  # shift invariant away from the ends
-        width = int((self._last_frame(probe) - self._first_frame(probe, False)).max()) + 1
+        up = self.net.upsample
+        width = int((up.last_frame(probe) - up.first_frame(probe)).max()) + 1
         m = 4 * width + 8  # frames of the probe comb; its middle frame is interior
-        x = self._comb(m, width)
+        x = up.impulse_combs(m, width)
         j = m // 2
         n = torch.arange(j * hop, (j + 1) * hop)
         idx = (self._first_frame(n)[:, None] + torch.arange(width)) % width
@@ -564,7 +544,7 @@ class FastGenerator:
         if n_frames not in tab["end"]:
             width, hop = tab["width"], self.net.upsample.hop
             ws = max(0, n_frames - tab["span"])
-            x = self._comb(n_frames - ws, width)
+            x = self.net.upsample.impulse_combs(n_frames - ws, width)
             n = torch.arange(ws * hop, n_frames * hop)
             idx = (self._first_frame(n)[:, None] - ws + torch.arange(width)) % width
             if len(tab["end"]) > 64:
@@ -583,7 +563,7 @@ class FastGenerator:
         if left.any():
             coef[left] = tab["start"][steps[left]]
         if n_frames is not None:
-            right = self._last_frame(steps) > n_frames - 1
+            right = self.net.upsample.last_frame(steps) > n_frames - 1
             if right.any():
                 past = steps >= n_frames * hop  # batch padding: no conditioning
                 near = right & ~past

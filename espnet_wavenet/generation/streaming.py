@@ -29,29 +29,7 @@ def frame_needed(n: int, upsampler: Optional[ConditioningUpsampler]) -> int:
     """Index of the last input frame that sample ``n`` depends on."""
     if upsampler is None:
         return n  # no conditioning: nothing to wait for but the sample itself
-    idx = n
-    for s in reversed(upsampler.scales):
-        # output position p of a (repeat s, conv 2s+1, pad s) stage reads inputs
-        # up to (p + s) // s
-        idx = (idx + s) // s
-    return idx + upsampler.aux_context_window
-
-
-def first_frame_needed(n: int, upsampler: ConditioningUpsampler) -> int:
-    """Index of the first conditioning frame (after the context conv) sample n uses."""
-    idx = n
-    for s in reversed(upsampler.scales):
-        idx = (idx - s) // s
-    return idx
-
-
-def lookahead_frames(upsampler: Optional[ConditioningUpsampler]) -> int:
-    """Frames that must arrive after frame j before all of j's samples can be made."""
-    if upsampler is None:
-        return 0
-    hop = upsampler.hop
-    j = 16  # any frame away from the start: the look-ahead is shift-invariant
-    return frame_needed(j * hop + hop - 1, upsampler) - j
+    return upsampler.last_input_frame(n)
 
 
 class StreamingVocoder:
@@ -98,7 +76,7 @@ class StreamingVocoder:
 
     @property
     def lookahead_frames(self) -> int:
-        return lookahead_frames(self.upsampler)
+        return self.upsampler.lookahead_frames() if self.upsampler is not None else 0
 
     def ready_samples(self) -> int:
         """Samples whose every input frame has arrived (before the end is known)."""
@@ -156,7 +134,7 @@ class StreamingVocoder:
         # Start at the first frame of the cone of n0 (or the true start, so that
         # the smoothing convs' zero padding there matches the offline pass); the
         # window ends at the last computable frame, past the cone of the last sample.
-        a = max(0, first_frame_needed(n0, up) - 1)
+        a = max(0, up.first_frame(n0) - 1)
         return self.gen.context_frames(padded[0, :, a : n_cond + 2 * w]), a
 
     def _emit(self, n1: int, final: bool) -> torch.Tensor:

@@ -66,6 +66,42 @@ class ConditioningUpsampler(torch.nn.Module):
             x = conv(torch.repeat_interleave(x, s, dim=-1))
         return x
 
+    # ---- which frames a sample depends on (the stretch's dependency cone)
+    # Output position p of a (repeat s, conv 2s+1, pad s) stage reads the stage's
+    # inputs (p - s) // s .. (p + s) // s; chained from the last stage back.
+    # ``n`` is a sample index (int or integer tensor); frames count after the
+    # context conv, and may fall outside the sequence (< 0 or >= T) at its ends.
+
+    def first_frame(self, n):
+        """First context-conv output frame sample ``n`` depends on."""
+        for s in reversed(self.scales):
+            n = (n - s) // s
+        return n
+
+    def last_frame(self, n):
+        """Last context-conv output frame sample ``n`` depends on."""
+        for s in reversed(self.scales):
+            n = (n + s) // s
+        return n
+
+    def last_input_frame(self, n: int) -> int:
+        """Last input frame (before the context conv) sample ``n`` depends on."""
+        return self.last_frame(n) + self.aux_context_window
+
+    def lookahead_frames(self) -> int:
+        """Frames that must arrive after frame j before all of j's samples can be made."""
+        j = 16  # any frame away from the start: the look-ahead is shift-invariant
+        return self.last_input_frame(j * self.hop + self.hop - 1) - j
+
+    @torch.no_grad()
+    def impulse_combs(self, n_frames: int, width: int) -> torch.Tensor:
+        """(n_frames * hop, width): the stretch of comb r (impulses at the frames
+        congruent to r modulo ``width``) at every sample."""
+        x = torch.zeros(width, 1, n_frames)
+        for r in range(width):
+            x[r, 0, r::width] = 1.0
+        return self.stretch(x)[:, 0, :].t().float().contiguous()
+
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         c = self.context(c)
         b, ch, t = c.shape
