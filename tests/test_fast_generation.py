@@ -217,6 +217,22 @@ def test_network_on_a_gpu_decodes_with_cpu_generators(monkeypatch, caplog):
         build_generator(net, d, "gpu")  # by name only, and only on a GPU
 
 
+def test_generators_declare_what_they_can_do():
+    from espnet_wavenet.generation.gpu import GpuGenerator
+    from espnet_wavenet.generation.interface import (
+        FrameGenerator, Generator, IncrementalGenerator,
+    )
+
+    _, net, d = tiny("mulaw")
+    ref = ReferenceGenerator(net, d)
+    gpu = GpuGenerator(net, d, use_graphs=False)  # eager mode runs on the CPU
+    assert isinstance(ref, Generator) and not isinstance(ref, FrameGenerator)
+    assert isinstance(gpu, Generator) and not isinstance(gpu, IncrementalGenerator)
+    if fast_available(net):
+        fast = FastGenerator(net, d)
+        assert isinstance(fast, IncrementalGenerator) and isinstance(fast, FrameGenerator)
+
+
 def test_fallback_without_extension(monkeypatch, caplog):
     monkeypatch.setenv("ESPNET_WAVENET_NO_EXT", "1")
     _, net, d = tiny("mulaw")

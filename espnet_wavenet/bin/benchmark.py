@@ -32,6 +32,7 @@ import torch
 import yaml
 
 from espnet_wavenet.generation.fast import FastGenerator, barrier_ns, fast_available
+from espnet_wavenet.generation.interface import FrameGenerator
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.utils.cpu import cpu_name
@@ -65,7 +66,7 @@ def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict
     noise = dist.noise(batch, length, torch.Generator().manual_seed(0))
     warm = min(length, 256)
     up = gen.net.upsample
-    if hasattr(gen, "generate_from_frames") and up is not None:
+    if isinstance(gen, FrameGenerator) and up is not None:
         # What the vocoder runs: frame-rate conditioning (context-padded frames),
         # the generator's own upsampling/projection included in the time.
         n_frames = -(-length // up.hop)

@@ -22,6 +22,7 @@ from typing import Optional
 
 import torch
 
+from espnet_wavenet.generation.interface import IncrementalGenerator
 from espnet_wavenet.layers.upsample import ConditioningUpsampler
 
 
@@ -59,7 +60,7 @@ class StreamingVocoder:
         self.sid = sid
         self.g = torch.tensor([int(sid)]) if sid is not None else None
         self.gen = vocoder.generator
-        self.incremental = hasattr(self.gen, "new_state")
+        self.incremental = isinstance(self.gen, IncrementalGenerator)
         if not self.incremental:
             logging.warning(
                 "%s cannot generate incrementally: audio will come at flush()",

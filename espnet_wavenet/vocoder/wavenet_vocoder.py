@@ -11,6 +11,7 @@ import yaml
 from espnet_wavenet.data.noise_shaping import NoiseShaping
 from espnet_wavenet.features import check_feats_conf
 from espnet_wavenet.generation import build_generator
+from espnet_wavenet.generation.interface import FrameGenerator
 from espnet_wavenet.layers.upsample import pad_context
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.utils.atomic import atomic_open, atomic_write_bytes
@@ -178,7 +179,7 @@ class WaveNetVocoder(torch.nn.Module):
         )
         g = torch.as_tensor(list(sids), dtype=torch.long) if sids is not None else None
         gen = self.generator
-        if hasattr(gen, "generate_from_frames") and self.net.upsample is not None:
+        if isinstance(gen, FrameGenerator) and self.net.upsample is not None:
             # Frame-rate conditioning: the generator upsamples (after projecting).
             frames = [self.frames(f, normalized)[0] for f in feats_list]
             wav, _ = gen.generate_from_frames(
