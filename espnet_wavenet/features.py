@@ -1,6 +1,6 @@
 """The feature definition shared by training, generation and the TTS pairing."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -38,6 +38,14 @@ def check_feats_conf(conf: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     if out["log_base"] is not None:
         out["log_base"] = float(out["log_base"])
     return out
+
+
+def feats_conf_mismatch(
+    a: Optional[Dict[str, Any]], b: Optional[Dict[str, Any]]
+) -> Dict[str, Tuple[Any, Any]]:
+    """Fields where two feature configurations differ (after defaults): {field: (a, b)}."""
+    a, b = check_feats_conf(a), check_feats_conf(b)
+    return {k: (a[k], b[k]) for k in FEATS_FIELDS if a[k] != b[k]}
 
 
 def build_feats_extract(conf: Dict[str, Any]):

@@ -113,6 +113,21 @@ def test_stages_0_to_6(recipe_run):
     assert rows[0].split("|")[4] == f" {2 * 3 * 2 * 8 * 256} "
 
 
+def test_training_config_must_match_the_recipe_features(recipe_run):
+    import yaml
+
+    conf = yaml.safe_load((recipe_run / "conf" / "tiny.yaml").read_text())
+    conf["feats_conf"]["fmax"] = 8000
+    other = recipe_run / "conf_fmax8000.yaml"
+    other.write_text(yaml.safe_dump(conf))
+    proc = run_recipe(recipe_run, "--stage", "3", "--stop_stage", "3",
+                      "--train_config", str(other), "--tag", "fmax8000", check=False)
+    assert proc.returncode != 0
+    assert f"{other}: feats_conf differs from the recipe's features" in proc.stdout
+    assert "fmax: 8000 in the config, 7600 in the recipe" in proc.stdout
+    assert not (recipe_run / "exp" / "fmax8000" / "checkpoint.pth").exists()
+
+
 def test_rerun_of_decoding_skips_finished(recipe_run):
     proc = run_recipe(recipe_run, "--stage", "4", "--stop_stage", "4")
     assert proc.stdout.count("(0 decoded, 1 skipped)") == 4, proc.stdout[-3000:]

@@ -111,10 +111,13 @@ decode_dir=${exp}/decode_${inference_model%.pth}
 test_sets="${dev_set} ${eval_sets}"
 all_sets="${train_set} ${test_sets}"
 
-# --feats_conf overrides: training uses exactly the features of stage 1.
-feats_opts="--feats_conf fs=${fs} --feats_conf n_fft=${n_fft} --feats_conf hop_length=${n_shift}"
-feats_opts+=" --feats_conf win_length=${win_length} --feats_conf window=${window}"
-feats_opts+=" --feats_conf fmin=${fmin} --feats_conf fmax=${fmax} --feats_conf n_mels=${n_mels}"
+# The recipe's feature options define the features (stage 1 writes them to
+# ${dumpdir}/feats_conf.yaml); a training config whose feats_conf differs is an error.
+check_feats_conf() {
+    [ -f "${dumpdir}/feats_conf.yaml" ] || { log "ERROR: ${dumpdir}/feats_conf.yaml not found: run stage 1"; exit 1; }
+    ${python} -m espnet_wavenet.bin.check_feats_conf --config "${train_config}" \
+        --recipe_feats_conf "${dumpdir}/feats_conf.yaml" || exit 1
+}
 
 data_opts() {  # data_opts <train|valid> <set>
     echo "--$1_data_path_and_name_and_type ${dumpdir}/$2/wav.scp,speech,sound" \
@@ -185,6 +188,7 @@ feats_conf:
     htk: false
     log_base: 10.0
 EOF2
+    check_feats_conf
     # All sets at once: the jobs of a set run in parallel, and the sets too.
     pids=()
     for dset in ${all_sets}; do
@@ -213,6 +217,7 @@ fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     log "Stage 2: statistics of ${train_set} -> ${stats_dir}/train/feats_stats.npz"
+    check_feats_conf
     # shellcheck disable=SC2046,SC2086
     ${train_cmd} "${stats_dir}/stats.log" \
         ${python} -m espnet_wavenet.bin.train \
@@ -221,11 +226,12 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
             $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
             --train_shape_file "${dumpdir}/${train_set}/feats.scp" \
             --valid_shape_file "${dumpdir}/${dev_set}/feats.scp" \
-            --output_dir "${stats_dir}" ${feats_opts} ${sid_opts} ${model_args} ${stats_args}
+            --output_dir "${stats_dir}" ${sid_opts} ${model_args} ${stats_args}
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "Stage 3: training ${exp} (${train_config}, ngpu=${ngpu}, num_nodes=${num_nodes})"
+    check_feats_conf
     mkdir -p "${exp}"
     dist_opts=""
     if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
@@ -257,7 +263,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
             $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
             --train_shape_file "${stats_dir}/train/feats_shape" \
             --valid_shape_file "${stats_dir}/valid/feats_shape" \
-            --output_dir "${exp}" ${dist_opts} ${feats_opts} ${sid_opts} ${model_args} \
+            --output_dir "${exp}" ${dist_opts} ${sid_opts} ${model_args} \
             ${budget_opts} ${train_args}
 fi
 

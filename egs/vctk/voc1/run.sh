@@ -16,7 +16,6 @@ cd "$(dirname "$0")"
     --fs 24000 --n_fft 2048 --n_shift 300 --win_length 1200 \
     --fmin 80 --fmax 7600 --n_mels 80 \
     --use_sid true \
-    --model_args "--wavenet_conf upsample_scales=[3,4,5,5]" \
     --nj 8 \
     --train_config conf/train.yaml \
     --decode_config conf/decode.yaml \
