@@ -23,7 +23,7 @@ from typing import Optional
 import torch
 
 from espnet_wavenet.generation.interface import IncrementalGenerator
-from espnet_wavenet.layers.upsample import ConditioningUpsampler
+from espnet_wavenet.layers.upsample import ConditioningUpsampler, pad_context
 
 
 def frame_needed(n: int, upsampler: Optional[ConditioningUpsampler]) -> int:
@@ -126,11 +126,8 @@ class StreamingVocoder:
         up = self.upsampler
         feats = torch.cat(self.frames).t().unsqueeze(0)  # (1, n_mels, T)
         w = up.aux_context_window
-        # Replicate padding as in pad_context; on the right only once the end is known.
-        parts = [feats[:, :, :1].expand(-1, -1, w), feats]
-        if final:
-            parts.append(feats[:, :, -1:].expand(-1, -1, w))
-        padded = torch.cat(parts, dim=-1).to(self.vocoder.mean.device)
+        # Replicate padding as offline; on the right only once the end is known.
+        padded = pad_context(feats, w, right=final).to(self.vocoder.mean.device)
         n_cond = padded.shape[-1] - 2 * w  # frames the context conv can produce
         # Start at the first frame of the cone of n0 (or the true start, so that
         # the smoothing convs' zero padding there matches the offline pass); the

@@ -152,8 +152,9 @@ def stretch_reach(scales: Sequence[int]) -> int:
     return int((src - t // hop).abs().max())
 
 
-def pad_context(c: torch.Tensor, context: int) -> torch.Tensor:
-    """Replicate-pad (B, C, T) frames by ``context`` frames on both sides."""
+def pad_context(c: torch.Tensor, context: int, right: bool = True) -> torch.Tensor:
+    """Replicate-pad (B, C, T) frames by ``context`` frames on both sides (on the
+    left only with ``right=False``: streaming, before the end is known)."""
     if context <= 0:
         return c
-    return torch.nn.functional.pad(c, (context, context), mode="replicate")
+    return torch.nn.functional.pad(c, (context, context if right else 0), mode="replicate")

@@ -76,7 +76,7 @@ def read_feats_scp(path: PathLike) -> List[FeatsEntry]:
     return [FeatsEntry(e.key, e.value, e.lineno) for e in entries]
 
 
-def load_feats(entry: FeatsEntry, scp: PathLike) -> np.ndarray:
+def read_entry_feats(entry: FeatsEntry, scp: PathLike) -> np.ndarray:
     """Read one utterance's (T, n_mels) features from an ark offset or an npy file."""
     try:
         return data_scp.load_feats(entry.location, f"{scp}:{entry.lineno}: utterance '{entry.utt}'")
@@ -163,7 +163,7 @@ def decode_scp(
     # Read and check everything first: bad input stops before any generation.
     for e in entries:
         where = f"{feats_scp}:{e.lineno}: utterance '{e.utt}'"
-        e.feats = check_feats(load_feats(e, feats_scp), vocoder.n_mels, min_frames, where)
+        e.feats = check_feats(read_entry_feats(e, feats_scp), vocoder.n_mels, min_frames, where)
         if sids is not None:
             if e.utt not in sids:
                 raise DecodeInputError(f"{where}: no speaker id in {utt2sid}")

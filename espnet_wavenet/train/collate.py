@@ -6,6 +6,8 @@ from typing import Collection, Dict, List, Tuple
 import numpy as np
 import torch
 
+from espnet_wavenet.layers.upsample import pad_context
+
 
 class SegmentCollateFn:
     """Crop aligned (audio, frames) segments and stack them into a batch.
@@ -78,7 +80,7 @@ class SegmentCollateFn:
             if not np.isfinite(feats).all():
                 raise ValueError(f"{uttid}: features contain NaN or Inf")
             n = feats.shape[0]
-            padded = np.pad(feats, ((ctx, ctx), (0, 0)), mode="edge") if ctx else feats
+            padded = pad_context(torch.from_numpy(feats.T[None]), ctx)[0].T.numpy()
             if n >= seg:
                 if self.train:
                     start = np.random.randint(0, n - seg + 1)
