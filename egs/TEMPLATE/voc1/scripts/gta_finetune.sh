@@ -51,22 +51,10 @@ help_message="Usage: $0 --tts_config <yaml> --tts_model <pth> --vocoder_dir <pac
 --valid_text <text> --outdir <dir> [--stage 1] [--stop_stage 4] [--nj 1] [--ngpu 0] \
 [--train_durations <f> --valid_durations <f>] [--inference_args '...'] [--train_args '...'] [--max_diff 8] [--python python3]"
 
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h|--help) echo "${help_message}"; exit 0 ;;
-        --*=*) key="${1%%=*}"; key="${key#--}"; val="${1#*=}"; shift ;;
-        --*) key="${1#--}"; [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-             val="$2"; shift 2 ;;
-        *) echo "$0: unexpected argument '$1'" >&2; echo "${help_message}" >&2; exit 1 ;;
-    esac
-    case "${key}" in
-        python|stage|stop_stage|nj|ngpu|tts_config|tts_model|vocoder_dir|train_config|\
-train_dump|train_text|valid_dump|valid_text|outdir|inference_args|train_durations|\
-valid_durations|train_args|max_diff|model_file_name)
-            printf -v "${key}" '%s' "${val}" ;;
-        *) echo "$0: unknown option --${key}" >&2; echo "${help_message}" >&2; exit 1 ;;
-    esac
-done
+. "$(dirname "$0")/../utils/parse_options.sh"
+if [ $# -ne 0 ]; then
+    echo "$0: unexpected arguments: $*" >&2; echo "${help_message}" >&2; exit 1
+fi
 
 for v in tts_config tts_model vocoder_dir train_config train_dump train_text \
          valid_dump valid_text outdir; do

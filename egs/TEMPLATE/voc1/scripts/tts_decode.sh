@@ -28,19 +28,10 @@ help_message="Usage: $0 --model_dir <packed vocoder> (--decode_dir <tts decode d
 --feats_scp <scp>) --out_dir <dir> [--decode_args '...'] [--evaluate true|false] \
 [--eval_args '...'] [--python python3]"
 
-while [ $# -gt 0 ]; do
-    case "$1" in
-        -h|--help) echo "${help_message}"; exit 0 ;;
-        --*=*) key="${1%%=*}"; key="${key#--}"; val="${1#*=}"; shift ;;
-        --*) key="${1#--}"; [ $# -ge 2 ] || { echo "$0: $1 needs a value" >&2; exit 1; }
-             val="$2"; shift 2 ;;
-        *) echo "$0: unexpected argument '$1'" >&2; echo "${help_message}" >&2; exit 1 ;;
-    esac
-    case "${key}" in
-        python|model_dir|decode_dir|feats_scp|out_dir|decode_args|evaluate|eval_args) printf -v "${key}" '%s' "${val}" ;;
-        *) echo "$0: unknown option --${key}" >&2; echo "${help_message}" >&2; exit 1 ;;
-    esac
-done
+. "$(dirname "$0")/../utils/parse_options.sh"
+if [ $# -ne 0 ]; then
+    echo "$0: unexpected arguments: $*" >&2; echo "${help_message}" >&2; exit 1
+fi
 
 [ -n "${model_dir}" ] || { echo "$0: --model_dir is required" >&2; exit 1; }
 [ -f "${model_dir}/config.yaml" ] || { echo "$0: ${model_dir}: not a packed vocoder (no config.yaml)" >&2; exit 1; }
