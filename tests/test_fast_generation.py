@@ -358,3 +358,23 @@ def test_benchmark_profile_accounts_for_the_step(capsys):
         assert c["a_layers"] > 0 and c["a_head"] > 0 and c["a_draw"] > 0 and c["b_older"] > 0
         assert c["b_wait"] + c["b_older"] + c["b_skips"] <= c["total"]
         assert p["us_per_sample"] > 0
+
+
+@needs_fast
+def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    levels = extension.cpu_levels()
+    lowest = levels[-1]  # every x86-64 CPU runs the baseline
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet_wavenet.bin.benchmark", "--config", str(CONF),
+         "--kinds", "fast", "--batch_sizes", "1", "--seconds", "0.05", "--repeats", "1",
+         "--isa", lowest],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["kernel"] == lowest and report["cpu_levels"] == levels
+    assert report["cpu"] and report["l2_cache_kb_per_core"] > 0

@@ -31,11 +31,12 @@ from typing import Any, Dict, List, Optional
 import torch
 import yaml
 
+from espnet_wavenet.generation import extension
 from espnet_wavenet.generation.fast import FastGenerator, barrier_ns, fast_available
 from espnet_wavenet.generation.interface import FrameGenerator
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
-from espnet_wavenet.utils.cpu import cpu_name
+from espnet_wavenet.utils.cpu import cpu_name, l2_cache_kb
 
 KINDS = ("fast", "fast_fp16", "fast_int8", "reference", "gpu")
 PRECISION_OF_KIND = {"fast": "float32", "fast_fp16": "float16", "fast_int8": "int8"}
@@ -55,7 +56,6 @@ def make_generator(kind: str, net, dist, threads: int):
 
 def split_barrier_ns() -> Optional[float]:
     """Cost of one spin exchange between two threads, ns (None without the kernel)."""
-    from espnet_wavenet.generation import extension
 
     lib = extension.load_library()
     return round(barrier_ns(lib), 1) if lib is not None else None
@@ -143,7 +143,6 @@ PROFILE_SLOTS = ("steps", "total", "a_wait", "a_head", "a_draw", "b_wait", "b_ol
 def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[str, Any]:
     """Where one utterance's time goes in the two-thread pipeline: TSC cycles
     per sample of each part, from a kernel built with -DWN_PROFILE."""
-    from espnet_wavenet.generation import extension
 
     lib = extension.load_profiling_library()
     gen = FastGenerator(net, dist, threads=2, precision=precision, split=True)
@@ -254,6 +253,10 @@ def get_parser() -> argparse.ArgumentParser:
                    help="fast: float32 kernel (exact); fast_fp16, fast_int8: float16 / int8 "
                    "weights (faster, not exact); reference; gpu")
     p.add_argument("--threads", type=int, default=None, help="default: torch threads")
+    p.add_argument("--isa", default=None,
+                   help="kernel to load: auto, native or an ISA level (baseline, avx2, avx512, "
+                   "avx512vnni): measure a lower level on a CPU that has a higher one "
+                   "(sets ESPNET_WAVENET_KERNEL)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timings: cycles per sample of each part of the two-thread "
                    "pipeline (one utterance), from a -DWN_PROFILE build of the kernel")
@@ -282,11 +285,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.quality_model is not None and not Path(args.quality_model, "config.yaml").is_file():
         parser.error(f"--quality_model {args.quality_model}: no packed model (config.yaml)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.isa is not None:  # before the kernel is first loaded
+        os.environ["ESPNET_WAVENET_KERNEL"] = args.isa
     args.threads = args.threads or torch.get_num_threads()
     gpu = "gpu" in args.kinds and torch.cuda.is_available()
     report = dict(
         device="cuda:" + torch.cuda.get_device_name() if gpu else "cpu",
         cpu=cpu_name(),
+        cpu_levels=extension.cpu_levels(),
+        kernel=extension.kernel_kind(),  # the ISA level (or native build) that ran
+        kernel_error=extension.load_error(),
+        l2_cache_kb_per_core=l2_cache_kb(),
         cpu_count=os.cpu_count(),
         threads=args.threads,
         torch=torch.__version__,
