@@ -33,16 +33,41 @@ def dnsmos_available() -> bool:
     return True
 
 
-def dnsmos(wav: np.ndarray, fs: int) -> Dict[str, float]:
-    """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 of a 1-D signal at ``fs``."""
-    try:
+_MODELS = {}
+
+
+def _model(threads: int):
+    """speechmos' DNSMOS with onnxruntime sessions of ``threads`` threads (its own
+    take every core, which oversubscribes the CPU when --nj processes score)."""
+    if threads not in _MODELS:
+        import os
+
+        import onnxruntime as ort
         from speechmos import dnsmos as speechmos_dnsmos
-    except ImportError as e:
+
+        models = os.path.join(os.path.dirname(speechmos_dnsmos.__file__), "dnsmos_models")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        m = speechmos_dnsmos.DNSMOS(os.path.join(models, "sig_bak_ovr.onnx"),
+                                    os.path.join(models, "model_v8.onnx"))
+        m.onnx_sess = ort.InferenceSession(m.primary_model_path, options)
+        m.p808_onnx_sess = ort.InferenceSession(os.path.join(models, "model_v8.onnx"), options)
+        _MODELS[threads] = m
+    return _MODELS[threads]
+
+
+def dnsmos(wav: np.ndarray, fs: int) -> Dict[str, float]:
+    """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 of a 1-D signal at ``fs``; as many
+    onnxruntime threads as torch has (one in an --nj worker)."""
+    if not dnsmos_available():
         raise ImportError(
             "DNSMOS needs speechmos and onnxruntime (pip install 'espnet_wavenet[eval]')"
-        ) from e
+        )
+    import torch
+
     x = resample(np.asarray(wav, dtype=np.float32), fs, DNSMOS_FS)
-    out = speechmos_dnsmos.run(np.clip(x, -1.0, 1.0), DNSMOS_FS)
+    out = _model(torch.get_num_threads())(np.clip(x, -1.0, 1.0), DNSMOS_FS, False)
     return dict(
         dnsmos_ovrl=float(out["ovrl_mos"]),
         dnsmos_sig=float(out["sig_mos"]),
