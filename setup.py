@@ -11,17 +11,17 @@ from setuptools.command.build_ext import build_ext
 # The kernel's build rules live in the package; load that module alone (it
 # imports only the standard library; the package itself needs torch).
 _spec = importlib.util.spec_from_file_location(
-    "_wn_extension", Path(__file__).parent / "espnet_wavenet" / "generation" / "extension.py"
+    "_wn_kernel_build", Path(__file__).parent / "espnet_wavenet" / "generation" / "cpu" / "build.py"
 )
 kernel = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(kernel)
-KERNELS = {f"espnet_wavenet.generation.kernels.wavenet_{lv}": lv for lv in kernel.install_levels()}
+KERNELS = {f"espnet_wavenet.generation.cpu.kernels.wavenet_{lv}": lv for lv in kernel.install_levels()}
 
 
 class BuildKernels(build_ext):
     """Compile the generation kernel (a plain C ABI library loaded with ctypes,
     not a Python module) once per instruction-set level; the package picks the
-    best one the CPU supports when it loads (generation/extension.py)."""
+    best one the CPU supports when it loads (generation/cpu/build.py)."""
 
     def get_ext_filename(self, fullname: str) -> str:
         return fullname.replace(".", "/") + ".so"
@@ -43,7 +43,10 @@ setup(
     python_requires=">=3.10,<3.12.99",
     packages=find_packages(include=["espnet_wavenet", "espnet_wavenet.*"]),
     package_data={"espnet_wavenet": ["csrc/*.cpp", "csrc/*.h"]},
-    ext_modules=[Extension(name, ["espnet_wavenet/csrc/wavenet_fast.cpp"]) for name in KERNELS],
+    ext_modules=[
+        Extension(name, [str(kernel.SOURCE.relative_to(Path(__file__).resolve().parent))])
+        for name in KERNELS
+    ],
     cmdclass={"build_ext": BuildKernels},
     # Ranges for installing into an environment of one's own; `make venv`
     # installs the exact, tested versions of requirements/*.lock instead.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from espnet_wavenet.generation import extension
+from espnet_wavenet.generation.cpu import build
 
 ROOT = Path(__file__).resolve().parents[1]
 in_project_venv = pytest.mark.skipif(
@@ -68,17 +68,17 @@ def test_torchaudio_library_loads_beside_torch():
 
 @in_project_venv
 def test_installed_kernels_are_current_and_best_for_this_cpu():
-    assert extension.load_library() is not None, extension.load_error()
-    levels = extension.cpu_levels()
-    assert extension.kernel_kind() == levels[0], "fell back to a build at first use"
-    for level in extension.install_levels():
-        assert extension.kernel_path(level).is_file(), f"{level} kernel not built at install"
+    assert build.load_library() is not None, build.load_error()
+    levels = build.cpu_levels()
+    assert build.kernel_kind() == levels[0], "fell back to a build at first use"
+    for level in build.install_levels():
+        assert build.kernel_path(level).is_file(), f"{level} kernel not built at install"
 
 
 def test_kernel_choice_is_checked(monkeypatch):
     monkeypatch.setenv("ESPNET_WAVENET_KERNEL", "avx1024")
     with pytest.raises(RuntimeError, match="avx1024.*expected auto, native or one of"):
-        extension._load()
+        build._load()
 
 
 def test_wheel_carries_kernels_that_need_no_compiler(tmp_path):
@@ -96,12 +96,12 @@ def test_wheel_carries_kernels_that_need_no_compiler(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         z.extractall(site)
-    for level in extension.install_levels():
-        assert f"espnet_wavenet/generation/kernels/wavenet_{level}.so" in names
+    for level in build.install_levels():
+        assert f"espnet_wavenet/generation/cpu/kernels/wavenet_{level}.so" in names
     probe = (
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('x', {str(site)!r} + "
-        "'/espnet_wavenet/generation/extension.py')\n"
+        "'/espnet_wavenet/generation/cpu/build.py')\n"
         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
         "assert m.load_library() is not None, m.load_error()\n"
         "print(m.kernel_kind(), m.load_library()._name)\n"
@@ -112,5 +112,5 @@ def test_wheel_carries_kernels_that_need_no_compiler(tmp_path):
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     kind, path = out.stdout.split()
-    assert kind == extension.cpu_levels()[0]
+    assert kind == build.cpu_levels()[0]
     assert path.startswith(str(site))

@@ -13,12 +13,12 @@ import pytest
 import torch
 import yaml
 from conftest import CONF, MINI_DB, mini_ids
-from test_fast_generation import DISTS, needs_fast, tiny
+from test_compiled_generation import DISTS, needs_fast, tiny
 
 from espnet_wavenet.data.audio import read_audio
 from espnet_wavenet.evaluation.nll import nll_bits_per_sample
 from espnet_wavenet.features import check_feats_conf, extract_feats
-from espnet_wavenet.generation.fast import FastGenerator
+from espnet_wavenet.generation.cpu.generator import CompiledGenerator
 from espnet_wavenet.evaluation.precision import precision_quality, utterances_from_wavs
 from espnet_wavenet.layers.upsample import pad_context
 from espnet_wavenet.models.builder import build_wavenet
@@ -56,12 +56,12 @@ def test_teacher_forcing_float32_equals_parallel_forward(dist, n_speakers):
          + 0.1 * torch.randn(2, len(t), generator=gen)).clamp(-1, 1)
     g = torch.tensor([1, 0]) if n_speakers else None
     ref = parallel_logits(net, d, frames, x, g)
-    lg = FastGenerator(net, d, threads=1).teacher_forced_logits(frames, x, g)
+    lg = CompiledGenerator(net, d, threads=1).teacher_forced_logits(frames, x, g)
     assert lg.shape == ref.shape
     torch.testing.assert_close(lg, ref, atol=1e-4, rtol=0)
     assert ref.std() > 0.1  # the logits vary: the comparison is not vacuous
     # One stream on the two-thread pipeline: the same rounding as the batch.
-    one = FastGenerator(net, d, threads=2, split=True).teacher_forced_logits(
+    one = CompiledGenerator(net, d, threads=2, split=True).teacher_forced_logits(
         frames[1:], x[1:], g[1:] if g is not None else None
     )
     assert torch.equal(one[0], lg[1])
@@ -77,14 +77,14 @@ def test_low_precision_batch_and_thread_layout_exact(precision, dist):
     length = max(n_frames) * 256
     noise = d.noise(len(frames), length, torch.Generator().manual_seed(4))
     g = torch.tensor([1, 0, 1])
-    gen = FastGenerator(net, d, threads=2, precision=precision, split=False)
+    gen = CompiledGenerator(net, d, threads=2, precision=precision, split=False)
     batch, batch_lg = gen.generate_from_frames(frames, length, noise, g, return_logits=True)
-    _, f32_lg = FastGenerator(net, d, threads=2, split=False).generate_from_frames(
+    _, f32_lg = CompiledGenerator(net, d, threads=2, split=False).generate_from_frames(
         frames, length, noise, g, return_logits=True
     )
     assert not torch.equal(batch_lg, f32_lg)  # the precision is really in use
     for split in (True, False):
-        gen = FastGenerator(net, d, threads=2, precision=precision, split=split)
+        gen = CompiledGenerator(net, d, threads=2, precision=precision, split=split)
         for i in range(len(frames)):
             one, one_lg = gen.generate_from_frames(
                 [frames[i]], length, noise[i : i + 1], g[i : i + 1], return_logits=True
@@ -96,7 +96,7 @@ def test_low_precision_batch_and_thread_layout_exact(precision, dist):
 def test_unknown_precision_raises():
     _, net, d = tiny("mulaw")
     with pytest.raises(ValueError, match="precision"):
-        FastGenerator(net, d, precision="bf16")
+        CompiledGenerator(net, d, precision="bf16")
 
 
 # ------------------------------------------------------ a briefly trained model
@@ -216,7 +216,7 @@ def test_int8_teacher_forcing_is_quantized(trained):
     voc = trained["vocoder"]
     (frames, x), = utterances_from_wavs(voc, [trained["dev"]], 0.1)
     lg = {
-        p: FastGenerator(voc.net, voc.dist, threads=1, precision=p)
+        p: CompiledGenerator(voc.net, voc.dist, threads=1, precision=p)
         .teacher_forced_logits([frames], x[None])
         for p in ("float32", "float16", "int8")
     }

@@ -31,8 +31,12 @@ from typing import Any, Dict, List, Optional
 import torch
 import yaml
 
-from espnet_wavenet.generation import extension
-from espnet_wavenet.generation.fast import FastGenerator, barrier_ns, fast_available
+from espnet_wavenet.generation.cpu import abi, build
+from espnet_wavenet.generation.cpu.generator import (
+    CompiledGenerator,
+    barrier_ns,
+    compiled_available,
+)
 from espnet_wavenet.generation.interface import FrameGenerator
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
@@ -51,13 +55,13 @@ def make_generator(kind: str, net, dist, threads: int):
         from espnet_wavenet.generation.gpu import GpuGenerator
 
         return GpuGenerator(net.cuda(), dist)
-    return FastGenerator(net, dist, threads=threads, precision=PRECISION_OF_KIND[kind])
+    return CompiledGenerator(net, dist, threads=threads, precision=PRECISION_OF_KIND[kind])
 
 
 def split_barrier_ns() -> Optional[float]:
     """Cost of one spin exchange between two threads, ns (None without the kernel)."""
 
-    lib = extension.load_library()
+    lib = abi.load()
     return round(barrier_ns(lib), 1) if lib is not None else None
 
 
@@ -113,7 +117,7 @@ def precision_quality_of(args) -> Dict[str, Any]:
     from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
     vocoder = WaveNetVocoder.from_pretrained(args.quality_model)
-    if not fast_available(vocoder.net):
+    if not compiled_available(vocoder.net):
         logging.warning("fast kernel unavailable: no precision quality")
         return dict(model=str(args.quality_model), skipped="fast kernel unavailable")
     if vocoder.net.n_speakers > 0 and args.quality_sid is None:
@@ -136,28 +140,26 @@ def precision_quality_of(args) -> Dict[str, Any]:
     return out
 
 
-# Slots of the kernel's wn_profile (enum in csrc/wavenet_fast.cpp).
-PROFILE_SLOTS = ("steps", "total", "a_wait", "a_head", "a_draw", "b_wait", "b_older", "b_skips")
 
 
 def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[str, Any]:
     """Where one utterance's time goes in the two-thread pipeline: TSC cycles
     per sample of each part, from a kernel built with -DWN_PROFILE."""
 
-    lib = extension.load_profiling_library()
-    gen = FastGenerator(net, dist, threads=2, precision=precision, split=True)
+    lib = abi.bind(build.load_profiling_library())
+    gen = CompiledGenerator(net, dist, threads=2, precision=precision, split=True)
     gen.lib = lib
     up = net.upsample
     frames = [torch.randn(aux, -(-length // up.hop) + 2 * up.aux_context_window)]
     noise = dist.noise(1, length, torch.Generator().manual_seed(0))
     gen.generate_from_frames(frames, min(length, 2048), noise)  # warm-up
-    buf = (ctypes.c_uint64 * len(PROFILE_SLOTS))()
+    buf = (ctypes.c_uint64 * len(abi.PROFILE_SLOTS))()
     lib.wn_profile(buf)  # reset
     wall = time.perf_counter()
     gen.generate_from_frames(frames, length, noise)
     wall = time.perf_counter() - wall
     lib.wn_profile(buf)
-    v = dict(zip(PROFILE_SLOTS, buf))
+    v = dict(zip(abi.PROFILE_SLOTS, buf))
     n = max(1, v.pop("steps"))
     per = {k: round(c / n) for k, c in v.items()}
     # Thread A's layer work is what is left of its time (it runs the chain).
@@ -193,7 +195,7 @@ def bench_config(path: str, args) -> Dict[str, Any]:
         random_weights=True,
         results=[],
     )
-    if args.profile and net.upsample is not None and fast_available(net):
+    if args.profile and net.upsample is not None and compiled_available(net):
         out["profile"] = [
             profile_pipeline(net, dist, PRECISION_OF_KIND[k], int(args.seconds * fs),
                              conf["feats_conf"]["n_mels"])
@@ -201,7 +203,7 @@ def bench_config(path: str, args) -> Dict[str, Any]:
         ]
         return out
     kinds = [k for k in args.kinds if k != "gpu" or torch.cuda.is_available()]
-    if any(k.startswith("fast") for k in kinds) and not fast_available(net):
+    if any(k.startswith("fast") for k in kinds) and not compiled_available(net):
         logging.warning("fast kernel unavailable: timing the reference only")
         kinds = [k for k in kinds if not k.startswith("fast")]
     for batch in args.batch_sizes:
@@ -292,9 +294,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     report = dict(
         device="cuda:" + torch.cuda.get_device_name() if gpu else "cpu",
         cpu=cpu_name(),
-        cpu_levels=extension.cpu_levels(),
-        kernel=extension.kernel_kind(),  # the ISA level (or native build) that ran
-        kernel_error=extension.load_error(),
+        cpu_levels=build.cpu_levels(),
+        kernel=build.kernel_kind(),  # the ISA level (or native build) that ran
+        kernel_error=build.load_error(),
         l2_cache_kb_per_core=l2_cache_kb(),
         cpu_count=os.cpu_count(),
         threads=args.threads,

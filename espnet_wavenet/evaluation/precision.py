@@ -3,7 +3,7 @@
 The float16 and int8 kernels are not exact. Two measures, each against the
 float32 kernel (itself equal to the parallel forward pass, the control):
 
-* teacher forcing (:meth:`FastGenerator.teacher_forced_logits`): the kernel fed
+* teacher forcing (:meth:`CompiledGenerator.teacher_forced_logits`): the kernel fed
   the true previous sample at every step, so the NLL of real speech at each
   precision is what the precision costs the model, free of the feedback that
   makes free-running outputs drift apart;
@@ -32,7 +32,7 @@ from espnet_wavenet.data.audio import read_audio, resample
 from espnet_wavenet.distributions import Distribution, MuLawSoftmax
 from espnet_wavenet.evaluation.logmel import LogMelDistance
 from espnet_wavenet.features import extract_feats
-from espnet_wavenet.generation.fast import FastGenerator
+from espnet_wavenet.generation.cpu.generator import CompiledGenerator
 from espnet_wavenet.models.wavenet import WaveNet
 from espnet_wavenet.train.collate import SegmentCollateFn
 
@@ -111,7 +111,7 @@ def precision_quality(
     if sids is not None and len(sids) != len(utterances):
         raise ValueError(f"{len(sids)} speaker ids for {len(utterances)} utterances")
     precisions = ["float32"] + [p for p in dict.fromkeys(precisions) if p != "float32"]
-    gens = {p: FastGenerator(net, dist, threads=threads, precision=p) for p in precisions}
+    gens = {p: CompiledGenerator(net, dist, threads=threads, precision=p) for p in precisions}
     ctx, hop = net.aux_context_window, net.hop
     tol = 0.0 if isinstance(dist, MuLawSoftmax) else CONTINUOUS_TOLERANCE
     # Only the mu-law softmax has a temperature; 0 there means argmax.

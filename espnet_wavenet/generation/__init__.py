@@ -8,23 +8,26 @@ import copy
 import logging
 
 from espnet_wavenet.distributions import Distribution
-from espnet_wavenet.generation.extension import PRECISIONS  # noqa: F401 - of the fast generator
+from espnet_wavenet.generation.cpu.abi import PRECISIONS  # noqa: F401 - of the compiled generator
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.wavenet import WaveNet
 
+# "fast" names the compiled CPU generator (CompiledGenerator): the option value
+# users and configs already pass.
 GENERATORS = ("auto", "fast", "gpu", "reference")
-# Fast (float32) over reference speed, default config, one stream (README: 186x).
+# Compiled (float32) over reference speed, default config, one stream (README: 186x).
 REFERENCE_SLOWDOWN = 200
 
 
 def build_generator(
     net: WaveNet, dist: Distribution, kind: str = "auto", precision: str = "float32"
 ):
-    """``auto``: the fast compiled generator when it can be built, else the
-    reference; a network on a GPU is copied to the CPU for them (see below).
-    ``gpu``: the CUDA-graph generator, by name only. The others run on the CPU.  ``precision``: the fast
-    generator's weights (float32, float16 or int8; see FastGenerator); the
-    other generators compute in float32 whatever it says.
+    """``auto``: the compiled CPU generator (``fast``) when it can be built, else
+    the reference; a network on a GPU is copied to the CPU for them (see below).
+    ``gpu``: the CUDA-graph generator, by name only. The others run on the CPU.
+    ``precision``: the compiled generator's weights (float32, float16 or int8;
+    see CompiledGenerator); the other generators compute in float32 whatever
+    it says.
 
     The GPU generator has only run on the CPU (its eager mode, in the tests),
     never on a GPU: until it has, with figures in the README, ``auto`` does not
@@ -47,15 +50,12 @@ def build_generator(
         net = copy.deepcopy(net).cpu()
     if kind == "reference":
         return ReferenceGenerator(net, dist)
-    try:
-        from espnet_wavenet.generation.fast import FastGenerator, fast_available
-    except ImportError:  # the fast generator is not part of this build
-        fast_available = None
-    if fast_available is not None and fast_available(net):
-        return FastGenerator(net, dist, precision=precision)
-    from espnet_wavenet.generation import extension
+    from espnet_wavenet.generation.cpu import build
+    from espnet_wavenet.generation.cpu.generator import CompiledGenerator, compiled_available
 
-    why = extension.load_error() or "the network is not a CPU WaveNet it can run"
+    if compiled_available(net):
+        return CompiledGenerator(net, dist, precision=precision)
+    why = build.load_error() or "the network is not a CPU WaveNet it can run"
     if kind == "fast":
         raise RuntimeError(f"the fast generator cannot run here: {why}")
     logging.warning(

@@ -1,4 +1,4 @@
-"""Build, choose and load the compiled generation kernel (``csrc/wavenet_fast.cpp``).
+"""Build, choose and load the compiled generation kernel (``csrc/wavenet_kernel.cpp``).
 
 The kernel is a plain C ABI shared library loaded with :mod:`ctypes`. Installing
 the package (``setup.py``'s ``build_ext``) compiles it once per instruction-set
@@ -12,8 +12,8 @@ writable cache. ``ESPNET_WAVENET_KERNEL`` overrides the choice:
 - ``native``: compiled with ``-march=native`` at first use (development).
 
 Without installed kernels (a source tree that was never installed), or when
-the installed ones were built from another version of the source, it also
-compiles with ``-march=native`` at first use, cached under
+the installed ones were built from other versions of the sources (any file
+of ``csrc/``), it also compiles with ``-march=native`` at first use, cached under
 ``$ESPNET_WAVENET_CACHE`` (default ``~/.cache/espnet_wavenet``) by a hash of
 source, flags, compiler and CPU; concurrent first uses take a file lock and
 install the result by atomic rename.
@@ -29,17 +29,17 @@ import hashlib
 import logging
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-SOURCE = Path(__file__).resolve().parents[1] / "csrc" / "wavenet_fast.cpp"
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
+SOURCE = CSRC / "wavenet_kernel.cpp"  # one translation unit; includes the headers
+ABI_HEADER = CSRC / "wavenet_abi.h"
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
-ABI_VERSION = 8
-# Weight precisions of the kernel; the index is the C ABI's WnModel.prec code.
-PRECISIONS = ("float32", "float16", "int8")
 # -ffast-math is avoided on purpose: it assumes no infinities, which the
 # softmax uses; contraction (FMA) and no errno are enough for speed.
 BASE_FLAGS = [
@@ -104,8 +104,24 @@ def cpu_levels() -> List[str]:
     return [lv for lv in install_levels() if all(f in flags for f in ISA_LEVELS[lv][1])]
 
 
+def _sources() -> List[Path]:
+    return sorted(p for p in CSRC.iterdir() if p.suffix in (".cpp", ".h"))
+
+
 def source_digest() -> str:
-    return hashlib.sha256(SOURCE.read_bytes()).hexdigest()
+    """SHA-256 over every kernel source file (names and contents)."""
+    h = hashlib.sha256()
+    for path in _sources():
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def abi_version() -> int:
+    """``WN_ABI_VERSION`` of ``csrc/wavenet_abi.h``."""
+    m = re.search(r"^#define WN_ABI_VERSION (\d+)$", ABI_HEADER.read_text(), re.MULTILINE)
+    if m is None:
+        raise RuntimeError(f"{ABI_HEADER}: no WN_ABI_VERSION")
+    return int(m.group(1))
 
 
 def level_flags(level: str) -> List[str]:
@@ -155,8 +171,8 @@ def compile_kernel(flags: Sequence[str], out: Path, cxx: Optional[str] = None) -
 
 def _open(path: Path) -> ctypes.CDLL:
     lib = ctypes.CDLL(str(path))
-    if lib.wn_abi_version() != ABI_VERSION:
-        raise RuntimeError(f"{path}: ABI version {lib.wn_abi_version()}, expected {ABI_VERSION}")
+    if lib.wn_abi_version() != abi_version():
+        raise RuntimeError(f"{path}: ABI version {lib.wn_abi_version()}, expected {abi_version()}")
     return lib
 
 
@@ -168,7 +184,7 @@ def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
     version = subprocess.run(
         [cxx, "--version"], stdout=subprocess.PIPE, text=True, check=False
     ).stdout
-    source = SOURCE.read_bytes()
+    source = source_digest().encode()
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     errors = []
@@ -179,10 +195,10 @@ def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
         key = hashlib.sha256(
             source + repr(flags).encode() + version.encode() + cpu.encode()
         ).hexdigest()[:16]
-        path = directory / f"wavenet_fast-{key}.so"
+        path = directory / f"wavenet_native-{key}.so"
         try:
             if not path.exists():
-                import fcntl  # POSIX only; the fast path is built for Linux/macOS
+                import fcntl  # POSIX only, like the kernel itself
 
                 with open(directory / f".{key}.lock", "w") as lock:
                     fcntl.flock(lock, fcntl.LOCK_EX)
@@ -203,7 +219,7 @@ def _open_installed(level: str) -> ctypes.CDLL:
     lib = _open(kernel_path(level))
     lib.wn_source_sha256.restype = ctypes.c_char_p
     if lib.wn_source_sha256().decode() != source_digest():
-        raise StaleKernel(f"{kernel_path(level)} was built from another version of {SOURCE.name}")
+        raise StaleKernel(f"{kernel_path(level)} was built from other versions of {CSRC}")
     return lib
 
 
@@ -244,10 +260,10 @@ def load_library() -> Optional[ctypes.CDLL]:
     if _lib is None and _error is None:
         try:
             _lib, _kind = _load()
-            logging.info("fast WaveNet kernel: %s", _kind)
+            logging.info("compiled WaveNet kernel: %s", _kind)
         except Exception as e:  # noqa: BLE001 - any failure means "use the fallback"
             _error = str(e)
-            logging.warning("fast WaveNet kernel unavailable: %s", _error)
+            logging.warning("compiled WaveNet kernel unavailable: %s", _error)
     return _lib
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 import yaml
 
-from espnet_wavenet.generation import build_generator, extension
-from espnet_wavenet.generation.fast import FastGenerator, fast_available
+from espnet_wavenet.generation import build_generator
+from espnet_wavenet.generation.cpu import build
+from espnet_wavenet.generation.cpu.generator import CompiledGenerator, compiled_available
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
@@ -21,7 +22,7 @@ DISTS = {
 }
 
 needs_fast = pytest.mark.skipif(
-    extension.load_library() is None, reason="fast kernel not built"
+    build.load_library() is None, reason="fast kernel not built"
 )
 
 
@@ -49,7 +50,7 @@ def compare(dist, net, d, length, batch=2, g=None, **kw):
     c_up = torch.randn(batch, net.aux_channels, length, generator=torch.Generator().manual_seed(1))
     noise = d.noise(batch, length, torch.Generator().manual_seed(2))
     ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True, **kw)
-    fast, fast_lg = FastGenerator(net, d).generate(c_up, length, noise, g, return_logits=True, **kw)
+    fast, fast_lg = CompiledGenerator(net, d).generate(c_up, length, noise, g, return_logits=True, **kw)
     assert fast.shape == ref.shape and fast_lg.shape == ref_lg.shape
     if dist == "mulaw":
         assert torch.equal(fast, ref)
@@ -69,16 +70,16 @@ def test_fast_equals_reference(dist, n_speakers):
     assert wav.abs().max() <= 1.0 and wav.std() > 1e-3  # not a constant output
 
 
-@pytest.mark.parametrize("level", extension.install_levels())
+@pytest.mark.parametrize("level", build.install_levels())
 def test_every_installed_level_equals_reference(level, monkeypatch):
     # Each instruction-set build of the kernel (vector width 16, 8 or 4) gives
     # the reference's samples; the CPU picks among them at load.
-    if level not in extension.cpu_levels():
+    if level not in build.cpu_levels():
         pytest.skip(f"this CPU cannot run {level}")
-    if not extension.kernel_path(level).is_file():
+    if not build.kernel_path(level).is_file():
         pytest.skip("kernels not installed (make venv builds them)")
-    monkeypatch.setattr(extension, "_lib", extension._open_installed(level))
-    monkeypatch.setattr(extension, "_kind", level)
+    monkeypatch.setattr(build, "_lib", build._open_installed(level))
+    monkeypatch.setattr(build, "_kind", level)
     for dist in ("mulaw", "mol"):
         _, net, d = tiny(dist, 3)
         compare(dist, net, d, 600, g=torch.tensor([2, 0]))
@@ -110,16 +111,16 @@ def test_no_conditioning_and_odd_sizes():
     length = 200
     noise = d.noise(1, length, torch.Generator().manual_seed(0))
     ref, _ = ReferenceGenerator(net, d).generate(None, length, noise, torch.tensor([1]))
-    fast, _ = FastGenerator(net, d).generate(None, length, noise, torch.tensor([1]))
+    fast, _ = CompiledGenerator(net, d).generate(None, length, noise, torch.tensor([1]))
     torch.testing.assert_close(fast, ref, atol=1e-5, rtol=0)
 
 
 @needs_fast
 def test_chunked_kernel_calls(monkeypatch):
     # Several kernel calls (state carried across) and pipelined projections.
-    from espnet_wavenet.generation import fast
+    from espnet_wavenet.generation.cpu import generator
 
-    monkeypatch.setattr(fast, "CHUNK", 128)
+    monkeypatch.setattr(generator, "CHUNK", 128)
     _, net, d = tiny("mulaw", 2)
     compare("mulaw", net, d, 700, g=torch.tensor([1, 0]))
 
@@ -147,7 +148,7 @@ def feats(n_frames: int, seed: int) -> torch.Tensor:
 @pytest.mark.parametrize("dist,n_speakers", [("mulaw", 0), ("gaussian", 2)])
 def test_batched_equals_one_by_one(dist, n_speakers):
     voc = vocoder(dist, n_speakers)
-    assert isinstance(voc.generator, FastGenerator)
+    assert isinstance(voc.generator, CompiledGenerator)
     utts = [feats(n, i) for i, n in enumerate((3, 7, 1, 5))]
     sids = [1, 0, 1, 0] if n_speakers else None
     batch = voc.generate(utts, sids=sids, seed=11)
@@ -208,7 +209,7 @@ def test_network_on_a_gpu_decodes_with_cpu_generators(monkeypatch, caplog):
     monkeypatch.setattr(generation, "_on_gpu", lambda n: n is net)
     with caplog.at_level(logging.INFO):
         gen = build_generator(net, d, "auto")
-    assert isinstance(gen, FastGenerator) and gen.net is not net
+    assert isinstance(gen, CompiledGenerator) and gen.net is not net
     assert "CPU copy of the weights" in caplog.text and "unverified" in caplog.text
     for name, p in net.state_dict().items():
         assert torch.equal(gen.net.state_dict()[name], p)
@@ -228,15 +229,15 @@ def test_generators_declare_what_they_can_do():
     gpu = GpuGenerator(net, d, use_graphs=False)  # eager mode runs on the CPU
     assert isinstance(ref, Generator) and not isinstance(ref, FrameGenerator)
     assert isinstance(gpu, Generator) and not isinstance(gpu, IncrementalGenerator)
-    if fast_available(net):
-        fast = FastGenerator(net, d)
+    if compiled_available(net):
+        fast = CompiledGenerator(net, d)
         assert isinstance(fast, IncrementalGenerator) and isinstance(fast, FrameGenerator)
 
 
 def test_fallback_without_extension(monkeypatch, caplog):
     monkeypatch.setenv("ESPNET_WAVENET_NO_EXT", "1")
     _, net, d = tiny("mulaw")
-    assert not fast_available(net)
+    assert not compiled_available(net)
     with caplog.at_level(logging.WARNING):
         gen = build_generator(net, d, "auto")
     assert isinstance(gen, ReferenceGenerator)
@@ -249,7 +250,7 @@ def test_fallback_without_extension(monkeypatch, caplog):
         wav = voc.generate([feats(1, 0)], seed=3)[0]
     assert isinstance(voc.generator, ReferenceGenerator)
     monkeypatch.delenv("ESPNET_WAVENET_NO_EXT")
-    if extension.load_library() is not None:  # the fast path gives the same audio
+    if build.load_library() is not None:  # the fast path gives the same audio
         voc.set_generator("fast")
         assert torch.equal(voc.generate([feats(1, 0)], seed=3)[0], wav)
 
@@ -324,7 +325,7 @@ def test_split_step_and_frame_rate_conditioning(dist):
     noise = d.noise(len(frames), length, torch.Generator().manual_seed(3))
     g = torch.tensor([1, 0, 1])
     ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
-    gen = FastGenerator(net, d, threads=2, split=True)  # whatever the machine load
+    gen = CompiledGenerator(net, d, threads=2, split=True)  # whatever the machine load
     out, lg = gen.generate_from_frames(frames, length, noise, g, return_logits=True)
     torch.testing.assert_close(lg, ref_lg, atol=1e-4, rtol=0)
     if dist == "mulaw":
@@ -366,7 +367,7 @@ def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     import subprocess
     import sys
 
-    levels = extension.cpu_levels()
+    levels = build.cpu_levels()
     lowest = levels[-1]  # every x86-64 CPU runs the baseline
     proc = subprocess.run(
         [sys.executable, "-m", "espnet_wavenet.bin.benchmark", "--config", str(CONF),

@@ -1,20 +1,20 @@
-"""Fast CPU generator: one compiled call runs all layers for many samples.
+"""The compiled CPU generator: one kernel call runs all layers for many samples.
 
 Same interface and semantics as :class:`ReferenceGenerator` (same noise, same
-sampling rules, same outputs up to float rounding). Before the loop, weights
-are packed once into 16-row panels (see ``csrc/wavenet_fast.cpp``) and the
-conditioning of every layer (aux projection + speaker projection + conv bias)
-is projected for a chunk of time steps with one batched matmul. The compiled
-loop then runs the chunk for the whole batch, threads splitting the batch.
+sampling rules, same outputs up to float rounding). Before the loop the
+weights are packed once (:mod:`.packing`) and the conditioning of every layer
+(aux projection + speaker projection + conv bias) is projected for a chunk of
+time steps with one matmul. The kernel (``csrc/``, bound by :mod:`.abi`) then
+runs the chunk for the whole batch, threads splitting the batch.
 
-:meth:`FastGenerator.generate_from_frames` (what the vocoder and the streaming
-API use) projects at frame rate instead and forms each sample's conditioning
-in the kernel from the 3-4 projected frames it depends on (see
-"frame-rate conditioning" below). With fewer streams than threads, each
-stream runs on a pair of threads as a pipeline (``split``; see the kernel);
-every path rounds identically, so a batch equals its utterances one by one
-whatever the thread layout. ``precision`` picks float32 (exact), float16 or
-int8 weights.
+:meth:`CompiledGenerator.generate_from_frames` (what the vocoder and the
+streaming API use) projects at frame rate instead and has the kernel form each
+sample's conditioning from the 3-4 projected frames it depends on
+(:class:`~espnet_wavenet.layers.sample_coefficients.SampleCoefficients`). With
+fewer streams than threads, each stream runs on a pair of threads as a pipeline
+(``split``; see ``csrc/pipeline.h``); every path rounds identically, so a
+batch equals its utterances one by one whatever the thread layout.
+``precision`` picks float32 (exact), float16 or int8 weights.
 """
 
 import ctypes
@@ -27,20 +27,13 @@ from typing import Optional, Tuple
 
 import torch
 
-from espnet_wavenet.distributions import (
-    Distribution,
-    Gaussian,
-    MixtureOfLogistics,
-    MuLawSoftmax,
-)
-from espnet_wavenet.generation import extension
-from espnet_wavenet.generation.extension import PRECISIONS
+from espnet_wavenet.distributions import Distribution
+from espnet_wavenet.generation.cpu import abi, build
+from espnet_wavenet.generation.cpu.packing import PackedNet, dist_code, pack
+from espnet_wavenet.layers.sample_coefficients import SampleCoefficients
 from espnet_wavenet.models.wavenet import WaveNet
 from espnet_wavenet.utils.matmul import row_stable_mm
 
-# Every channel count is padded to a multiple of this; the kernel's panels
-# (its vector width: 16 rows with AVX-512, 8 with AVX2) divide it.
-PANEL = 16
 # Floats of precomputed conditioning held at once (bounds memory: 32 MB).
 COND_BUDGET = 8 * 1024 * 1024
 CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
@@ -49,73 +42,9 @@ CHUNK = 2048  # steps per kernel call (pipelined with the next projection)
 SPLIT_MAX_BARRIER_NS = 500.0
 SPLIT_PROBE_EVERY_S = 30.0
 
-_p = ctypes.c_void_p
-
-
-class _Model(ctypes.Structure):
-    _fields_ = [
-        *[(n, ctypes.c_int32) for n in ("L", "K", "Rp", "Hp", "Sp", "Op", "O")],
-        *[(n, ctypes.c_int32) for n in ("input_type", "dist", "n_mix", "n_classes")],
-        ("prec", ctypes.c_int32),
-        ("skip_scale", ctypes.c_float),
-        *[
-            (n, _p)
-            for n in (
-                "dil", "emb_w", "emb_b", "wconv", "wrs", "brs",
-                "w1", "b1", "w2", "b2", "dec", "enc",
-                "qconv", "qconv_s", "qconv_c", "qrs", "qrs_s", "qrs_c",
-            )
-        ],
-    ]
-
-
-class _Call(ctypes.Structure):
-    _fields_ = [
-        ("B", ctypes.c_int32),
-        ("n_steps", ctypes.c_int32),
-        ("t0", ctypes.c_int64),
-        ("rings", _p),
-        ("ring_bstride", ctypes.c_int64),
-        ("ring_off", _p),
-        ("ring_mask", _p),
-        ("prev_cls", _p),
-        ("prev_x", _p),
-        ("cond", _p),
-        ("cond_bstride", ctypes.c_int64),
-        ("cond_tstride", ctypes.c_int64),
-        ("cond_t0", ctypes.c_int64),
-        ("noise", _p),
-        ("noise_bstride", ctypes.c_int64),
-        ("noise_dim", ctypes.c_int32),
-        ("temperature", ctypes.c_float),
-        ("log_scale_min", ctypes.c_float),
-        ("out", _p),
-        ("out_bstride", ctypes.c_int64),
-        ("logits", _p),
-        ("logits_bstride", ctypes.c_int64),
-        ("n_threads", ctypes.c_int32),
-        ("cond_mode", ctypes.c_int32),
-        ("n_coef", ctypes.c_int32),
-        ("frames", _p),
-        ("frames_bstride", ctypes.c_int64),
-        ("fidx", _p),
-        ("coef", _p),
-        ("coef_bstride", ctypes.c_int64),
-        ("base", _p),
-        ("split", ctypes.c_int32),
-        ("forced_cls", _p),
-        ("forced_x", _p),
-        ("forced_bstride", ctypes.c_int64),
-    ]
-
-
-def _pad(n: int) -> int:
-    return -(-n // PANEL) * PANEL
-
-
-def fast_available(net: WaveNet) -> bool:
-    """True when the kernel compiled and ``net`` is a CPU WaveNet it can run."""
-    if extension.load_library() is None:
+def compiled_available(net: WaveNet) -> bool:
+    """True when the kernel loaded and ``net`` is a CPU WaveNet it can run."""
+    if abi.load() is None:
         return False
     try:
         device = next(net.parameters()).device
@@ -124,51 +53,12 @@ def fast_available(net: WaveNet) -> bool:
     return device.type == "cpu" and net.gate_channels % 2 == 0
 
 
-def _panels(w: torch.Tensor, rows_p: int, panel: int) -> torch.Tensor:
-    """(rows, cols) -> padded rows, cut into ``panel``-row panels stored column-major."""
-    rows, cols = w.shape
-    full = w.new_zeros(rows_p, cols)
-    full[:rows] = w
-    return full.reshape(rows_p // panel, panel, cols).transpose(1, 2).contiguous()
-
-
-def _split_gate(w: torch.Tensor, hp: int) -> torch.Tensor:
-    """(G, ...) -> (2 hp, ...): filter half padded to hp, then gate half."""
-    h = w.shape[0] // 2
-    out = w.new_zeros(2 * hp, *w.shape[1:])
-    out[:h] = w[:h]
-    out[hp : hp + h] = w[h:]
-    return out
-
-
-def _quantize(w: torch.Tensor, panel: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Padded (rows, cols) float matrix -> int8 panels for the kernel's VNNI
-    products (``panel`` rows, columns in groups of 4), per-row scales and 128 * row sums."""
-    rows, cols = w.shape
-    scale = w.abs().amax(dim=1) / 127.0
-    q = torch.where(scale[:, None] > 0, w / scale.clamp(min=1e-30)[:, None], torch.zeros_like(w))
-    q = q.round().clamp(-127, 127).to(torch.int8)
-    csum = (q.to(torch.int32).sum(dim=1) * 128).to(torch.int32)
-    panels = q.reshape(rows // panel, panel, cols // 4, 4).transpose(1, 2).contiguous()
-    return panels.reshape(-1), scale.float().contiguous(), csum.contiguous()
-
-
 def barrier_ns(lib: ctypes.CDLL, n: int = 2000) -> float:
     """Measured cost of one two-thread spin exchange (median of three, ns)."""
-    fn = lib.wn_barrier_bench
-    fn.restype = ctypes.c_double
-    fn.argtypes = [ctypes.c_int64]
-    return sorted(fn(n) for _ in range(3))[1]
+    return sorted(lib.wn_barrier_bench(n) for _ in range(3))[1]
 
 
-def _pad_vec(v: Optional[torch.Tensor], n: int) -> torch.Tensor:
-    out = torch.zeros(n)
-    if v is not None:
-        out[: v.numel()] = v.detach().float().reshape(-1)
-    return out
-
-
-class FastGenerator:
+class CompiledGenerator:
     """Compiled sample-by-sample generation (see the module docstring).
 
     Args:
@@ -203,23 +93,16 @@ class FastGenerator:
         precision: str = "float32",
         split: Optional[bool] = None,
     ):
-        self.lib = extension.load_library()
+        self.lib = abi.load()
         if self.lib is None:
-            raise RuntimeError(f"fast kernel unavailable: {extension.load_error()}")
-        self.kernel = extension.kernel_kind()  # which build: an ISA level or "native"
-        if isinstance(dist, MuLawSoftmax):
-            self.dist_id = 0
-        elif isinstance(dist, MixtureOfLogistics):
-            self.dist_id = 1
-        elif isinstance(dist, Gaussian):
-            self.dist_id = 2
-        else:
-            raise ValueError(f"unsupported distribution {type(dist).__name__}")
+            raise RuntimeError(f"compiled kernel unavailable: {build.load_error()}")
+        self.kernel = build.kernel_kind()  # which build: an ISA level or "native"
+        dist_code(dist)  # ValueError for a distribution the kernel lacks
         self.net = net.eval()
         self.dist = dist
         self.threads = threads or torch.get_num_threads()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+        if precision not in abi.PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {abi.PRECISIONS}")
         if precision == "int8" and not self.lib.wn_has_vnni():
             logging.warning(
                 "no AVX-512 VNNI in this build of the kernel: int8 runs a portable loop, "
@@ -228,110 +111,20 @@ class FastGenerator:
         self.precision = precision
         self.split = split
         self._key = None
+        self._packed: Optional[PackedNet] = None
+        self._coef = SampleCoefficients(net.upsample) if net.upsample is not None else None
 
     # ------------------------------------------------------------- packing
     def _weights_key(self):
         return tuple((p.data_ptr(), p._version) for p in self.net.parameters())
 
-    @torch.no_grad()
-    def _pack(self) -> None:
+    def _pack(self) -> PackedNet:
         """Pack the weights once (again only if the parameters changed)."""
         key = self._weights_key()
-        if key == self._key:
-            return
-        net, dist = self.net, self.dist
-        blocks = list(net.blocks)
-        L, K = len(blocks), net.kernel_size
-        R, G, S, O = (
-            net.residual_channels,
-            net.gate_channels,
-            net.skip_channels,
-            net.out_channels,
-        )
-        Rp, Hp, Sp, Op = _pad(R), _pad(G // 2), _pad(S), _pad(O)
-        wdt = torch.float16 if self.precision == "float16" else torch.float32
-        panel = int(self.lib.wn_panel_rows())  # the kernel's vector width
-        t = {}  # every tensor the kernel reads; kept alive on self
-        t["dil"] = torch.tensor([b.dilation for b in blocks], dtype=torch.int32)
-        if net.input_type == "categorical":
-            emb = net.first.weight.detach().float()
-            t["emb_w"] = torch.zeros(emb.shape[0], Rp)
-            t["emb_w"][:, :R] = emb
-            t["emb_b"] = torch.zeros(Rp)
-        else:
-            t["emb_w"] = _pad_vec(net.first.weight, Rp)
-            t["emb_b"] = _pad_vec(net.first.bias, Rp)
-        taps, rs, brs = [], [], []  # taps: per layer and tap, (2 Hp, Rp)
-        aux, glob, bias = [], [], []
-        for b in blocks:
-            w = b.conv.weight.detach().float()  # (G, R, K)
-            m = torch.zeros(G, K, Rp)
-            m[:, :, :R] = w.permute(0, 2, 1)
-            taps += [_split_gate(m[:, k], Hp) for k in range(K)]
-            m = torch.zeros(Rp + Sp, Hp)
-            # A block without conv_res (the last one) only feeds the skips; the
-            # kernel's residual update after it is never read.
-            if b.conv_res is None and b is not blocks[-1]:
-                raise ValueError("only the last block may lack a residual conv")
-            if b.conv_res is not None:
-                m[:R, : G // 2] = b.conv_res.weight.detach().float()[:, :, 0]
-            m[Rp : Rp + S, : G // 2] = b.conv_skip.weight.detach().float()[:, :, 0]
-            rs.append(m)
-            res_bias = b.conv_res.bias if b.conv_res is not None else None
-            brs.append(torch.cat([_pad_vec(res_bias, Rp), _pad_vec(b.conv_skip.bias, Sp)]))
-            bias.append(_split_gate(_pad_vec(b.conv.bias, G), Hp))
-            if b.conv_aux is not None:
-                aux.append(_split_gate(b.conv_aux.weight.detach().float()[:, :, 0], Hp))
-            if b.conv_global is not None:
-                glob.append(_split_gate(b.conv_global.weight.detach().float()[:, :, 0], Hp))
-        if self.precision == "int8":
-            for name, mats in (("qconv", taps), ("qrs", rs)):
-                q = [_quantize(x, panel) for x in mats]
-                t[name], t[name + "_s"], t[name + "_c"] = (torch.cat(v) for v in zip(*q))
-        else:  # every layer's taps side by side: (2 Hp, K Rp)
-            conv = [torch.cat(taps[i : i + K], dim=1) for i in range(0, len(taps), K)]
-            t["wconv"] = torch.stack([_panels(x, 2 * Hp, panel) for x in conv]).to(wdt)
-            t["wrs"] = torch.stack([_panels(x, Rp + Sp, panel) for x in rs]).to(wdt)
-        t["brs"] = torch.stack(brs).contiguous()
-        # Columns padded too: the kernel reads Sp columns (the padded skips are
-        # zero, but unpadded columns would read past the buffer).
-        w1 = torch.zeros(S, Sp)
-        w1[:, :S] = net.out1.weight.detach().float()[:, :, 0]
-        t["w1"] = _panels(w1, Sp, panel).to(wdt)
-        t["b1"] = _pad_vec(net.out1.bias, Sp)
-        w2 = torch.zeros(O, Sp)
-        w2[:, :S] = net.out2.weight.detach().float()[:, :, 0]
-        t["w2"] = _panels(w2, Op, panel).to(wdt)
-        t["b2"] = _pad_vec(net.out2.bias, Op)
-        if isinstance(dist, MuLawSoftmax):
-            classes = torch.arange(dist.quantization_channels)
-            dec = dist.decode(classes).float()
-            t["dec"] = dec.contiguous()
-            t["enc"] = dist.encode_input(dec).to(torch.int32).contiguous()
-            self._first_cls = int(dist.encode_input(torch.zeros(1))[0])
-        else:
-            t["dec"] = torch.zeros(1)
-            t["enc"] = torch.zeros(1, dtype=torch.int32)
-            self._first_cls = 0
-        # Conditioning projection for all layers at once: (L * 2 Hp, aux).
-        self._aux_w = torch.cat(aux).t().contiguous() if aux else None
-        self._glob_w = torch.cat(glob) if glob else None
-        self._bias = torch.cat(bias)
-        self._t = t
-        m = _Model(
-            L=L, K=K, Rp=Rp, Hp=Hp, Sp=Sp, Op=Op, O=O,
-            input_type=0 if net.input_type == "categorical" else 1,
-            dist=self.dist_id,
-            n_mix=getattr(dist, "num_mixtures", 0),
-            n_classes=t["emb_w"].shape[0] if net.input_type == "categorical" else 0,
-            prec=PRECISIONS.index(self.precision),
-            skip_scale=net.skip_scale,
-        )
-        for name, v in t.items():
-            setattr(m, name, v.data_ptr())
-        self._model = m
-        self._dims = dict(L=L, K=K, Rp=Rp, Hp=Hp, Sp=Sp, Op=Op, O=O)
-        self._key = key
+        if key != self._key:
+            self._packed = pack(self.net, self.dist, self.precision, self.lib.wn_panel_rows())
+            self._key = key
+        return self._packed
 
     def _may_pair(self) -> bool:
         """Whether threads may spin-wait on each other (the kernel then pairs
@@ -358,10 +151,10 @@ class FastGenerator:
     # ---------------------------------------------------------- generation
     def new_state(self, batch: int) -> dict:
         """Per-stream state: layer input histories (rings) and the previous sample."""
-        self._pack()
-        d = self._dims
+        p = self._pack()
+        d = p.dims
         offs, masks, off = [], [], 0
-        for dil in self._t["dil"].tolist():
+        for dil in p.tensors["dil"].tolist():
             slots = 1 << max(0, math.ceil(math.log2((d["K"] - 1) * dil + 1)))
             offs.append(off)
             masks.append(slots - 1)
@@ -371,19 +164,20 @@ class FastGenerator:
             rings=torch.zeros(batch, off),
             ring_off=torch.tensor(offs, dtype=torch.int64),
             ring_mask=torch.tensor(masks, dtype=torch.int32),
-            prev_cls=torch.full((batch,), self._first_cls, dtype=torch.int32),
+            prev_cls=torch.full((batch,), p.first_cls, dtype=torch.int32),
             prev_x=torch.zeros(batch),
         )
 
     def _base_condition(self, batch: int, g: Optional[torch.Tensor]) -> torch.Tensor:
         """Conv bias + speaker projection per stream: (B, L * 2 Hp)."""
-        base = self._bias.unsqueeze(0).expand(batch, -1).clone()
+        p = self._pack()
+        base = p.bias.unsqueeze(0).expand(batch, -1).clone()
         gcond = self.net.global_condition(g)
-        if gcond is not None and self._glob_w is not None:
+        if gcond is not None and p.glob_w is not None:
             # Stream by stream: a batched matmul may round differently from a
             # single-row one, and a batch must equal its utterances one by one.
             for b in range(batch):
-                base[b] += torch.mv(self._glob_w, gcond[b, :, 0].float())
+                base[b] += torch.mv(p.glob_w, gcond[b, :, 0].float())
         return base
 
     def _check(self, noise, out, logits) -> None:
@@ -422,7 +216,7 @@ class FastGenerator:
                     fields, forced_cls=forced[0][:, s0:].data_ptr(),
                     forced_x=forced[1][:, s0:].data_ptr(), forced_bstride=forced[1].stride(0),
                 )
-            call = _Call(
+            call = abi.Call(
                 B=batch,
                 n_steps=n,
                 t0=t0,
@@ -446,9 +240,9 @@ class FastGenerator:
                 split=split,
                 **fields,
             )
-            rc = self.lib.wn_run(ctypes.byref(self._model), ctypes.byref(call))
+            rc = self.lib.wn_run(ctypes.byref(self._packed.model), ctypes.byref(call))
             if rc != 0:
-                raise RuntimeError(f"fast WaveNet kernel failed (code {rc})")
+                raise RuntimeError(f"compiled WaveNet kernel failed (code {rc})")
             state["t"] = t0 + n
 
     @torch.no_grad()
@@ -470,22 +264,22 @@ class FastGenerator:
         (B, >= n_steps) and ``logits`` (B, >= n_steps, O, optional) all start at
         this call's first step.
         """
-        self._pack()
-        d = self._dims
+        p = self._pack()
+        d = p.dims
         batch = state["rings"].shape[0]
         base = self._base_condition(batch, g)
         width = d["L"] * 2 * d["Hp"]
-        aux = self._aux_w.shape[0] if self._aux_w is not None else 0
+        aux = p.aux_w.shape[0] if p.aux_w is not None else 0
         chunk = max(16, min(n_steps, CHUNK, COND_BUDGET // max(1, batch * width)))
         self._check(noise, out, logits)
 
         def project(s0: int, n: int):
             """Conditioning of every layer for a chunk: (B, n, L * 2 Hp)."""
-            if c_up is None or self._aux_w is None:
+            if c_up is None or p.aux_w is None:
                 cond, tstride = base.unsqueeze(1).contiguous(), 0  # constant over time
             else:
                 cc = c_up[:, :, s0 : s0 + n].float().transpose(1, 2).reshape(-1, aux)
-                cond = row_stable_mm(cc, self._aux_w).view(batch, n, width)
+                cond = row_stable_mm(cc, p.aux_w).view(batch, n, width)
                 cond += base.unsqueeze(1)
                 tstride = width
             fields = dict(
@@ -498,81 +292,9 @@ class FastGenerator:
                    self._floor(log_scale_min), logits)
 
     # ------------------------------------------- frame-rate conditioning
-    # The upsampler (context conv, then per scale a repeat and a 1-channel
-    # smoothing conv shared by all channels) is linear and channel-independent,
-    # and so is the aux projection: they commute.  So the aux projection runs at
-    # frame rate (hop times fewer rows) on the context conv's output, and the
-    # kernel forms each sample's conditioning as a weighted sum of the W (3-4)
-    # projected frames it depends on.  The weights depend only on the sample's
-    # phase within the hop, except within a frame or two of either end (zero
-    # padding of the smoothing convs): they are found by upsampling W impulse
-    # combs once, and near the end from the utterance's actual length.
-    def _first_frame(self, steps: torch.Tensor, clamp: bool = True) -> torch.Tensor:
-        """First context-conv frame each sample depends on (0 at the start)."""
-        idx = self.net.upsample.first_frame(steps)
-        return idx.clamp(min=0) if clamp else idx
-
-    def _tables(self) -> dict:
-        """Band width W and the coefficient tables of the interior and the start."""
-        key = tuple(p.data_ptr() for p in self.net.upsample.parameters()), tuple(
-            p._version for p in self.net.upsample.parameters()
-        )
-        if getattr(self, "_tab_key", None) == key:
-            return self._tab
-        hop = self.net.upsample.hop
-        probe = torch.arange(16 * hop, 17 * hop)  # shift invariant away from the ends
-        up = self.net.upsample
-        width = int((up.last_frame(probe) - up.first_frame(probe)).max()) + 1
-        m = 4 * width + 8  # frames of the probe comb; its middle frame is interior
-        x = up.impulse_combs(m, width)
-        j = m // 2
-        n = torch.arange(j * hop, (j + 1) * hop)
-        idx = (self._first_frame(n)[:, None] + torch.arange(width)) % width
-        interior = x[n].gather(1, idx)
-        n_start = int((self._first_frame(torch.arange(j * hop), False) < 0).sum())
-        n = torch.arange(n_start)
-        idx = (self._first_frame(n)[:, None] + torch.arange(width)) % width
-        start = x[n].gather(1, idx)
-        self._tab = dict(width=width, span=m, interior=interior, start=start, end={})
-        self._tab_key = key
-        return self._tab
-
-    def _end_table(self, n_frames: int) -> Tuple[int, torch.Tensor]:
-        """Coefficients of the last ``span`` frames' samples of an utterance of
-        ``n_frames`` context-conv frames: (first frame of the window, table)."""
-        tab = self._tables()
-        if n_frames not in tab["end"]:
-            width, hop = tab["width"], self.net.upsample.hop
-            ws = max(0, n_frames - tab["span"])
-            x = self.net.upsample.impulse_combs(n_frames - ws, width)
-            n = torch.arange(ws * hop, n_frames * hop)
-            idx = (self._first_frame(n)[:, None] - ws + torch.arange(width)) % width
-            if len(tab["end"]) > 64:
-                tab["end"].clear()
-            tab["end"][n_frames] = (ws, x[n - ws * hop].gather(1, idx))
-        return tab["end"][n_frames]
-
-    def _coefficients(self, steps: torch.Tensor, n_frames: Optional[int]) -> torch.Tensor:
-        """(len(steps), W) weights of frames first_frame(n) + k for samples ``steps``
-        of an utterance of ``n_frames`` context-conv frames (None: not known yet;
-        then no sample asked for may depend on the end)."""
-        tab = self._tables()
-        hop = self.net.upsample.hop
-        coef = tab["interior"][steps % hop]
-        left = self._first_frame(steps, False) < 0
-        if left.any():
-            coef[left] = tab["start"][steps[left]]
-        if n_frames is not None:
-            right = self.net.upsample.last_frame(steps) > n_frames - 1
-            if right.any():
-                past = steps >= n_frames * hop  # batch padding: no conditioning
-                near = right & ~past
-                if near.any():
-                    ws, end = self._end_table(n_frames)
-                    coef[near] = end[steps[near] - ws * hop]
-                coef[past] = 0.0
-        return coef
-
+    # The aux projection runs at frame rate (hop times fewer rows) on the
+    # context conv's output; the kernel forms each sample's conditioning from
+    # the W projected frames it depends on (weights: SampleCoefficients).
     @torch.no_grad()
     def context_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(aux, T + 2 ctx) context-padded frames -> context conv output (aux, T)."""
@@ -602,13 +324,13 @@ class FastGenerator:
         ``n_frames``: per stream, the utterance's total frames once known (None
         while streaming: then no sample may depend on the end).
         """
-        self._pack()
-        d = self._dims
+        p = self._pack()
+        d = p.dims
         batch = state["rings"].shape[0]
         if len(frames) != batch:
             raise ValueError(f"{len(frames)} frame tensors for a batch of {batch}")
         self._check(noise, out, logits)
-        width = self._tables()["width"]
+        width = self._coef.width
         base = self._base_condition(batch, g).contiguous()
         lw = d["L"] * 2 * d["Hp"]
         t_abs = state["t"]
@@ -617,12 +339,12 @@ class FastGenerator:
         def project(s0: int, n: int):
             """Projected frames [fa, fb) of every stream for steps [s0, s0 + n)."""
             steps = torch.arange(t_abs + s0, t_abs + s0 + n)
-            f0 = self._first_frame(steps)
+            f0 = self._coef.first_frame(steps)
             fa, fb = int(f0[0]), int(f0[-1]) + width
             proj = torch.zeros(batch, fb - fa, lw)
             coef = torch.empty(batch, n, width)
             for i, c in enumerate(frames):
-                coef[i] = self._coefficients(steps, totals[i])
+                coef[i] = self._coef(steps, totals[i])
                 # Stream by stream, and rows independent of the batch: a batch
                 # rounds exactly like its utterances one by one.
                 a = max(fa - frame_offset, 0)
@@ -631,7 +353,7 @@ class FastGenerator:
                 if rows == 0:
                     continue
                 r0 = a + frame_offset - fa
-                proj[i, r0 : r0 + rows] = row_stable_mm(cc, self._aux_w)
+                proj[i, r0 : r0 + rows] = row_stable_mm(cc, p.aux_w)
             fidx = (f0 - fa).to(torch.int32).contiguous()
             fields = dict(
                 cond_mode=1, n_coef=width, frames=proj.data_ptr(),
@@ -651,8 +373,7 @@ class FastGenerator:
         step fed the true previous sample, from context-padded ``frames`` (as in
         :meth:`generate_from_frames`): what the parallel forward pass computes,
         but through the kernel at this generator's precision (a quality check)."""
-        self._pack()
-        if self.net.upsample is None or self._aux_w is None:
+        if self.net.upsample is None or self._pack().aux_w is None:
             raise ValueError("teacher forcing needs a mel-conditioned WaveNet")
         x = x.detach().cpu().float().contiguous()
         batch, length = x.shape
@@ -684,8 +405,7 @@ class FastGenerator:
         for its first T_i * hop samples and none (zeros) after, like an
         upsampled, zero-padded batch.  Equal to :meth:`generate` on the
         upsampled conditioning up to float rounding (sums reassociated)."""
-        self._pack()
-        if self.net.upsample is None or self._aux_w is None:
+        if self.net.upsample is None or self._pack().aux_w is None:
             return self.generate(None, length, noise, g, temperature, log_scale_min, return_logits)
         batch = noise.shape[0]
         if noise.shape[1] < length:

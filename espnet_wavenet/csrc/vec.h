@@ -1,0 +1,81 @@
+// Native-width vectors (one register: VW floats) and the kernel's elementwise math.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace wn {
+
+// Floats per vector and rows per weight panel: one native vector register
+// (GCC lowers wider generic vectors on AVX2 badly: ~20x slower, measured).
+#if defined(__AVX512F__)
+constexpr int VW = 16;
+#elif defined(__AVX__)
+constexpr int VW = 8;
+#else
+constexpr int VW = 4;
+#endif
+// VW-lane vectors: vf floats (vfu unaligned), vi int32.
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
+typedef int32_t vi __attribute__((vector_size(VW * 4)));
+
+#if defined(__AVX512F__)
+constexpr int SMAX = 8;  // streams per register block (32 vector registers)
+#else
+constexpr int SMAX = 4;  // 16 vector registers
+#endif
+
+inline vf vload(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+inline void vstore(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
+inline vf splat(float x) { return vf{} + x; }
+
+// Half-precision weights: VW halves -> VW floats (one F16C conversion).
+inline vf vload(const uint16_t* p) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+#elif defined(__F16C__) && defined(__AVX__)
+  return (vf)_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+#else
+  vf r;
+  for (int i = 0; i < VW; ++i) r[i] = (float)(*reinterpret_cast<const _Float16*>(p + i));
+  return r;
+#endif
+}
+
+// exp with Cody-Waite range reduction and a degree-6 polynomial (~1 ulp).
+inline vf vexp(vf x) {
+  x = x < splat(88.0f) ? x : splat(88.0f);
+  x = x > splat(-87.0f) ? x : splat(-87.0f);
+  vf fx = x * 1.44269504088896341f + 0.5f;
+  vi ki = __builtin_convertvector(fx, vi);
+  vf kf = __builtin_convertvector(ki, vf);
+  vi gt = kf > fx;  // truncation rounded up: floor it
+  kf += __builtin_convertvector(gt, vf);
+  ki += gt;
+  vf r = x - kf * 0.693359375f + kf * 2.12194440e-4f;
+  vf p = splat(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * (r * r) + r + 1.0f;
+  vi e = (ki + 127) << 23;
+  return p * (vf)e;
+}
+inline vf vtanh(vf x) { return 1.0f - 2.0f / (vexp(x + x) + 1.0f); }
+inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
+
+inline float hmax(vf v) {
+  float m = v[0];
+  for (int i = 1; i < VW; ++i) m = std::max(m, v[i]);
+  return m;
+}
+
+}  // namespace wn
