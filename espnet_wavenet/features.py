@@ -2,6 +2,7 @@
 
 from typing import Any, Dict, Optional, Tuple
 
+import numpy as np
 import torch
 
 # ESPnet's LogMelFbank defaults with the hop and range of its tts1 recipes.
@@ -61,3 +62,23 @@ def extract_feats(wav: torch.Tensor, conf: Dict[str, Any]) -> torch.Tensor:
     fe = build_feats_extract(conf)
     feats, _ = fe(wav.reshape(1, -1).float(), torch.tensor([wav.numel()]))
     return feats[0]
+
+
+def feats_problem(feats, n_mels: Optional[int], min_frames: int = 1) -> Optional[str]:
+    """What makes log-mel ``feats`` (array or tensor, (T_feats, n_mels)) unusable,
+    or None: the shape, fewer than ``min_frames`` frames, NaN or Inf. The one
+    check behind training, decoding and the vocoder; callers prefix the name."""
+    x = feats.detach().cpu().numpy() if isinstance(feats, torch.Tensor) else np.asarray(feats)
+    if x.ndim != 2:
+        return f"expected (T_feats, {n_mels or 'n_mels'}) log-mel features, got shape {x.shape}"
+    if n_mels is not None and x.shape[1] != n_mels:
+        return f"{x.shape[1]} mel bins, the model's n_mels is {n_mels}"
+    if x.shape[0] < min_frames:
+        what = "empty" if x.shape[0] == 0 else "too short"
+        return f"{what} ({x.shape[0]} frames, at least {min_frames} needed)"
+    bad = ~np.isfinite(x)
+    if bad.any():
+        frame = int(np.argwhere(bad)[0][0])
+        kind = "NaN" if np.isnan(x[frame]).any() else "Inf"
+        return f"features contain {kind} (first at frame {frame})"
+    return None

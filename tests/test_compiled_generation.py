@@ -8,7 +8,7 @@ import torch
 import yaml
 
 from espnet_wavenet.generation import build_generator
-from espnet_wavenet.generation.cpu import build
+from espnet_wavenet.generation.cpu import build, loader
 from espnet_wavenet.generation.cpu.generator import CompiledGenerator, compiled_available
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
@@ -22,7 +22,7 @@ DISTS = {
 }
 
 needs_fast = pytest.mark.skipif(
-    build.load_library() is None, reason="fast kernel not built"
+    loader.load_library() is None, reason="fast kernel not built"
 )
 
 
@@ -74,12 +74,12 @@ def test_fast_equals_reference(dist, n_speakers):
 def test_every_installed_level_equals_reference(level, monkeypatch):
     # Each instruction-set build of the kernel (vector width 16, 8 or 4) gives
     # the reference's samples; the CPU picks among them at load.
-    if level not in build.cpu_levels():
+    if level not in loader.cpu_levels():
         pytest.skip(f"this CPU cannot run {level}")
     if not build.kernel_path(level).is_file():
         pytest.skip("kernels not installed (make venv builds them)")
-    monkeypatch.setattr(build, "_lib", build._open_installed(level))
-    monkeypatch.setattr(build, "_kind", level)
+    monkeypatch.setattr(loader, "_lib", loader._open_installed(level))
+    monkeypatch.setattr(loader, "_kind", level)
     for dist in ("mulaw", "mol"):
         _, net, d = tiny(dist, 3)
         compare(dist, net, d, 600, g=torch.tensor([2, 0]))
@@ -250,7 +250,7 @@ def test_fallback_without_extension(monkeypatch, caplog):
         wav = voc.generate([feats(1, 0)], seed=3)[0]
     assert isinstance(voc.generator, ReferenceGenerator)
     monkeypatch.delenv("ESPNET_WAVENET_NO_EXT")
-    if build.load_library() is not None:  # the fast path gives the same audio
+    if loader.load_library() is not None:  # the fast path gives the same audio
         voc.set_generator("fast")
         assert torch.equal(voc.generate([feats(1, 0)], seed=3)[0], wav)
 
@@ -367,7 +367,7 @@ def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     import subprocess
     import sys
 
-    levels = build.cpu_levels()
+    levels = loader.cpu_levels()
     lowest = levels[-1]  # every x86-64 CPU runs the baseline
     proc = subprocess.run(
         [sys.executable, "-m", "espnet_wavenet.bin.benchmark", "--config", str(CONF),
@@ -379,3 +379,13 @@ def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     report = json.loads(proc.stdout)
     assert report["kernel"] == lowest and report["cpu_levels"] == levels
     assert report["cpu"] and report["l2_cache_kb_per_core"] > 0
+
+
+def test_benchmark_quality_needs_real_speech(tmp_path, capsys):
+    # The installed package has no egs/: the speech to score is named, not guessed.
+    from espnet_wavenet.bin import benchmark
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    with pytest.raises(SystemExit):
+        benchmark.main(["--quality_model", str(tmp_path)])
+    assert "--quality_model needs --quality_wavs" in capsys.readouterr().err

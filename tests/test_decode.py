@@ -10,7 +10,7 @@ import soundfile as sf
 import yaml
 
 from espnet_wavenet.bin import decode as decode_bin
-from espnet_wavenet.generation.cpu import build
+from espnet_wavenet.generation.cpu import loader
 from espnet_wavenet.recipe import decode as decode_lib
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
@@ -87,7 +87,7 @@ def test_ark_and_npy_decode_and_rerun_skips(model_dir, tmp_path):
     assert sf.info(str(out / "wav" / "b.wav")).frames == 4 * HOP
 
 
-@pytest.mark.skipif(build.load_library() is None, reason="fast kernel not built")
+@pytest.mark.skipif(loader.load_library() is None, reason="fast kernel not built")
 def test_decode_precision_option(model_dir, tmp_path):
     # --precision reaches the fast generator and is recorded (that int8 really
     # computes in int8 is tested in test_precision.py).
@@ -101,7 +101,7 @@ def test_decode_precision_option(model_dir, tmp_path):
         ])
         stats = json.loads((out / "decode_stats.json").read_text())
         assert (stats["generator"], stats["precision"]) == ("fast", precision)
-        assert stats["kernel"] == build.kernel_kind()
+        assert stats["kernel"] == loader.kernel_kind()
         wavs[precision], _ = sf.read(str(out / "wav" / "a.wav"))
     assert len(wavs["int8"]) == len(wavs["float32"]) == 6 * HOP
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from espnet_wavenet.generation.cpu import abi, build
+from espnet_wavenet.generation.cpu import abi, build, loader
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++")
@@ -49,7 +49,7 @@ def test_ctypes_layout_equals_the_compilers(tmp_path):
 def test_loaded_kernel_has_the_headers_struct_sizes():
     lib = abi.load()
     if lib is None:
-        pytest.skip(f"no kernel: {build.load_error()}")
+        pytest.skip(f"no kernel: {loader.load_error()}")
     assert lib.wn_struct_size(0) == ctypes.sizeof(abi.Model)
     assert lib.wn_struct_size(1) == ctypes.sizeof(abi.Call)
     assert lib.wn_abi_version() == build.abi_version()

@@ -53,12 +53,7 @@ def nll_bits_per_sample(
     for start in range(0, n, chunk):
         end = min(start + chunk, n)
         left = max(0, start - ctx)
-        h = net.embed_input(x_in[:, left:end])
         c = c_up[..., left:end] if c_up is not None else None
-        skips = 0
-        for block in net.blocks:
-            h, s = block(h, block.project_conditioning(c, g))
-            skips = skips + s
-        logits = net.output_head(skips)[..., start - left :]
+        logits = net.forward_upsampled(x_in[:, left:end], c, g)[..., start - left :]
         total += float(dist.nll(logits, x[:, start:end]).double().sum())
     return total / n / math.log(2.0)

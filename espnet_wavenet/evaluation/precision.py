@@ -233,3 +233,38 @@ def precision_quality(
             "the spread sampling alone gives"
         ),
     )
+
+
+def precision_quality_of_model(
+    model_dir: str,
+    wavs: Sequence[str],
+    seconds: float,
+    precisions: Sequence[str],
+    threads: int,
+    free_run_steps: int,
+    sid: Optional[int] = None,
+) -> Dict[str, Any]:
+    """:func:`precision_quality` of a packed model on the audio files ``wavs``
+    (each cut to ``seconds``); ``sid`` for a speaker-conditioned model."""
+    from espnet_wavenet.generation.cpu.generator import compiled_available
+    from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+    vocoder = WaveNetVocoder.from_pretrained(model_dir)
+    if not compiled_available(vocoder.net):
+        logging.warning("compiled kernel unavailable: no precision quality")
+        return dict(model=str(model_dir), skipped="compiled kernel unavailable")
+    if vocoder.net.n_speakers > 0 and sid is None:
+        raise ValueError(f"{model_dir}: speaker-conditioned; pass a speaker id")
+    utts = utterances_from_wavs(vocoder, wavs, seconds)
+    sids = [sid] * len(utts) if vocoder.net.n_speakers > 0 else None
+    out: Dict[str, Any] = dict(
+        model=str(model_dir),
+        wavs=[str(w) for w in wavs],
+        seconds_per_utterance=seconds,
+        parameters=sum(p.numel() for p in vocoder.net.parameters()),
+    )
+    out.update(
+        precision_quality(vocoder.net, vocoder.dist, utts, sids, precisions, threads,
+                          free_run_steps, feats_conf=vocoder.feats_conf)
+    )
+    return out

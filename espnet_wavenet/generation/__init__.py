@@ -50,12 +50,12 @@ def build_generator(
         net = copy.deepcopy(net).cpu()
     if kind == "reference":
         return ReferenceGenerator(net, dist)
-    from espnet_wavenet.generation.cpu import build
+    from espnet_wavenet.generation.cpu import loader
     from espnet_wavenet.generation.cpu.generator import CompiledGenerator, compiled_available
 
     if compiled_available(net):
         return CompiledGenerator(net, dist, precision=precision)
-    why = build.load_error() or "the network is not a CPU WaveNet it can run"
+    why = loader.load_error() or "the network is not a CPU WaveNet it can run"
     if kind == "fast":
         raise RuntimeError(f"the fast generator cannot run here: {why}")
     logging.warning(

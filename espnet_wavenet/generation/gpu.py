@@ -177,7 +177,6 @@ class GpuGenerator:
         temperature: float = 1.0,
         log_scale_min: Optional[float] = None,
         return_logits: bool = False,
-        progress: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Generate ``length`` samples; see :meth:`ReferenceGenerator.generate`."""
         dev, batch, n = self.device, noise.shape[0], self.steps_per_graph

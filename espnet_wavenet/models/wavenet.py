@@ -188,14 +188,21 @@ class WaveNet(torch.nn.Module):
     ) -> torch.Tensor:
         """:meth:`forward` as the paper writes it: upsample the features, then
         project them in every layer (kept as the oracle of the tests)."""
-        h = self.embed_input(x)
         c_up = self.upsample_conditioning(c)
-        if c_up is not None and c_up.shape[-1] != h.shape[-1]:
+        if c_up is not None and c_up.shape[-1] != x.shape[-1]:
             raise ValueError(
                 f"conditioning upsampled to {c_up.shape[-1]} samples, input has "
-                f"{h.shape[-1]}"
+                f"{x.shape[-1]}"
             )
-        g = self.global_condition(g)
+        return self.forward_upsampled(x, c_up, self.global_condition(g))
+
+    def forward_upsampled(
+        self, x: torch.Tensor, c_up: Optional[torch.Tensor], g: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """Logits (B, out, T) from conditioning already upsampled (B, aux, T) and
+        the speaker term of :meth:`global_condition` (either may be None): the
+        layers' own projections of both, then the residual stack."""
+        h = self.embed_input(x)
         skips = 0
         for block in self.blocks:
             h, s = block(h, block.project_conditioning(c_up, g))

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from espnet_wavenet.data import scp as data_scp
 from espnet_wavenet.data.datadir import DataDirError, read_unique_entries, read_utt2sid, sort_key
+from espnet_wavenet.features import feats_problem
 from espnet_wavenet.utils.atomic import atomic_open, atomic_write_text
 
 PathLike = Union[str, Path]
@@ -88,22 +89,9 @@ def check_feats(feats: np.ndarray, n_mels: int, min_frames: int, where: str) -> 
     """Shape (T, n_mels), at least ``min_frames`` frames, all finite."""
     if feats.ndim == 3 and feats.shape[0] == 1:
         feats = feats[0]
-    if feats.ndim != 2:
-        raise DecodeInputError(f"{where}: expected (T, {n_mels}) features, got {feats.shape}")
-    if feats.shape[1] != n_mels:
-        raise DecodeInputError(
-            f"{where}: {feats.shape[1]} mel bins, the vocoder expects n_mels={n_mels}"
-        )
-    if feats.shape[0] < min_frames:
-        what = "empty" if feats.shape[0] == 0 else "too short"
-        raise DecodeInputError(
-            f"{where}: {what} ({feats.shape[0]} frames, at least {min_frames} needed)"
-        )
-    bad = ~np.isfinite(feats)
-    if bad.any():
-        frame = int(np.argwhere(bad)[0][0])
-        kinds = "NaN" if np.isnan(feats).any() else "Inf"
-        raise DecodeInputError(f"{where}: features contain {kinds} (first at frame {frame})")
+    problem = feats_problem(feats, n_mels, min_frames)
+    if problem is not None:
+        raise DecodeInputError(f"{where}: {problem}")
     return np.array(feats, dtype=np.float32)  # a writable copy for torch
 
 

@@ -114,12 +114,6 @@ class WaveNetVocoderTask(AbsTask):
             "the CPU has bf16 products; validation stays float32). On GPUs use "
             "ESPnet's --use_amp",
         )
-        group.add_argument(
-            "--use_preprocessor",
-            type=str2bool,
-            default=False,
-            help="Unused; kept for ESPnet's inference helpers",
-        )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 

@@ -6,6 +6,7 @@ from typing import Collection, Dict, List, Tuple
 import numpy as np
 import torch
 
+from espnet_wavenet.features import feats_problem
 from espnet_wavenet.layers.upsample import pad_context
 
 
@@ -46,13 +47,9 @@ class SegmentCollateFn:
         """Audio trimmed or padded to exactly len(feats) * hop samples."""
         if speech.ndim != 1:
             raise ValueError(f"{uttid}: expected mono audio, got shape {speech.shape}")
-        if feats.ndim != 2:
-            raise ValueError(f"{uttid}: expected (frames, n_mels) feats, got {feats.shape}")
-        if self.n_mels is not None and feats.shape[1] != self.n_mels:
-            raise ValueError(
-                f"{uttid}: features have {feats.shape[1]} dims, the config's n_mels "
-                f"is {self.n_mels}"
-            )
+        problem = feats_problem(feats, self.n_mels, min_frames=0)
+        if problem is not None:
+            raise ValueError(f"{uttid}: {problem}")
         want = feats.shape[0] * self.hop
         if abs(len(speech) - want) > self.length_tolerance * self.hop:
             raise ValueError(
@@ -77,8 +74,6 @@ class SegmentCollateFn:
                 skipped.append(uttid)
                 continue
             speech = self.align(uttid, np.asarray(d["speech"], dtype=np.float32), feats)
-            if not np.isfinite(feats).all():
-                raise ValueError(f"{uttid}: features contain NaN or Inf")
             n = feats.shape[0]
             padded = pad_context(torch.from_numpy(feats.T[None]), ctx)[0].T.numpy()
             if n >= seg:

@@ -1,6 +1,5 @@
 """The ESPnet model wrapper: teacher-forced NLL of WaveNet on audio segments."""
 
-import copy
 import logging
 import math
 from typing import Dict, List, Optional, Tuple
@@ -117,10 +116,3 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         **kwargs,
     ) -> Dict[str, torch.Tensor]:
         return {"feats": feats, "feats_lengths": feats_lengths}
-
-    def averaged_wavenet(self) -> WaveNet:
-        """A copy of the network carrying the EMA weights (or the raw ones)."""
-        net = copy.deepcopy(self.wavenet)
-        if self.ema is not None and int(self.ema.num_updates) > 0:
-            self.ema.copy_to(net)
-        return net

@@ -1,20 +1,36 @@
-"""The CPU's name, to go with every speed figure."""
+"""What the CPU is: its name (to go with every speed figure), its instruction
+set flags (to pick a kernel) and its L2 size. The one reader of /proc/cpuinfo."""
 
+import functools
 import platform
 from pathlib import Path
-from typing import Optional
+from typing import Dict, FrozenSet, Optional
+
+
+@functools.lru_cache(maxsize=1)
+def _cpuinfo() -> Dict[str, str]:
+    """The first CPU's fields of /proc/cpuinfo (Linux; empty elsewhere)."""
+    fields: Dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor's block ends
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return fields
 
 
 def cpu_name() -> str:
     """``model name`` of /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> FrozenSet[str]:
+    """Instruction-set flags of /proc/cpuinfo (``flags``; empty when unknown)."""
+    return frozenset(_cpuinfo().get("flags", "").split())
 
 
 def l2_cache_kb() -> Optional[int]:

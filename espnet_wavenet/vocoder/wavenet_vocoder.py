@@ -9,7 +9,7 @@ import torch
 import yaml
 
 from espnet_wavenet.data.noise_shaping import NoiseShaping
-from espnet_wavenet.features import check_feats_conf
+from espnet_wavenet.features import check_feats_conf, feats_problem
 from espnet_wavenet.generation import build_generator
 from espnet_wavenet.generation.interface import FrameGenerator
 from espnet_wavenet.layers.upsample import pad_context
@@ -87,16 +87,11 @@ class WaveNetVocoder(torch.nn.Module):
 
     # ---------------------------------------------------------------- features
     def check_feats(self, feats: torch.Tensor, name: str = "feats") -> torch.Tensor:
+        problem = feats_problem(feats, self.n_mels)
+        if problem is not None:
+            raise ValueError(f"{name}: {problem}")
         if not isinstance(feats, torch.Tensor):
             feats = torch.as_tensor(np.asarray(feats))
-        if feats.dim() != 2 or feats.shape[1] != self.n_mels:
-            raise ValueError(
-                f"{name}: expected (T_feats, {self.n_mels}) log-mel, got {tuple(feats.shape)}"
-            )
-        if feats.shape[0] == 0:
-            raise ValueError(f"{name}: no frames")
-        if not torch.isfinite(feats).all():
-            raise ValueError(f"{name}: features contain NaN or Inf")
         return feats.float()
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:

@@ -291,10 +291,6 @@ fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: evaluation against natural speech -> ${decode_dir}/<set>/eval"
-    if ! ${python} -c "import espnet_wavenet.bin.evaluate" 2> /dev/null; then
-        log "ERROR: python -m espnet_wavenet.bin.evaluate is not available in this installation"
-        exit 1
-    fi
     for dset in ${test_sets}; do
         sid_eval=""
         "${use_sid}" && sid_eval="--utt2sid ${dumpdir}/${dset}/utt2sid"

@@ -12,7 +12,7 @@ import ctypes
 import re
 from typing import Dict, List, Optional, Tuple
 
-from espnet_wavenet.generation.cpu import build
+from espnet_wavenet.generation.cpu import loader
 from espnet_wavenet.generation.cpu.build import ABI_HEADER
 
 _SCALARS = {"int32_t": ctypes.c_int32, "int64_t": ctypes.c_int64, "float": ctypes.c_float}
@@ -98,8 +98,8 @@ _bound = set()
 
 
 def load() -> Optional[ctypes.CDLL]:
-    """The kernel (:func:`build.load_library`), bound; None when unavailable."""
-    lib = build.load_library()
+    """The kernel (:func:`.loader.load_library`), bound; None when unavailable."""
+    lib = loader.load_library()
     if lib is not None and id(lib) not in _bound:
         bind(lib)
         _bound.add(id(lib))

@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 import torch
 
 from espnet_wavenet.distributions import Distribution
-from espnet_wavenet.generation.cpu import abi, build
+from espnet_wavenet.generation.cpu import abi, loader
 from espnet_wavenet.generation.cpu.packing import PackedNet, dist_code, pack
 from espnet_wavenet.layers.sample_coefficients import SampleCoefficients
 from espnet_wavenet.models.wavenet import WaveNet
@@ -95,8 +95,8 @@ class CompiledGenerator:
     ):
         self.lib = abi.load()
         if self.lib is None:
-            raise RuntimeError(f"compiled kernel unavailable: {build.load_error()}")
-        self.kernel = build.kernel_kind()  # which build: an ISA level or "native"
+            raise RuntimeError(f"compiled kernel unavailable: {loader.load_error()}")
+        self.kernel = loader.kernel_kind()  # which build: an ISA level or "native"
         dist_code(dist)  # ValueError for a distribution the kernel lacks
         self.net = net.eval()
         self.dist = dist
@@ -432,7 +432,6 @@ class CompiledGenerator:
         temperature: float = 1.0,
         log_scale_min: Optional[float] = None,
         return_logits: bool = False,
-        progress: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Generate ``length`` samples; see :meth:`ReferenceGenerator.generate`."""
         batch = noise.shape[0]

@@ -1,0 +1,209 @@
+"""Generation speed: time the generators on a config's network, profile the
+compiled kernel's two-thread pipeline, and describe the machine it ran on.
+
+What ``python -m espnet_wavenet.bin.benchmark`` prints (see its docstring).
+Random weights (speed does not depend on them); wall-clock medians, plus the
+process CPU time (on a shared machine wall time also counts other work).
+"""
+
+import ctypes
+import logging
+import os
+import statistics
+import time
+from typing import Any, Dict, Optional
+
+import torch
+import yaml
+
+from espnet_wavenet.generation.cpu import abi, loader
+from espnet_wavenet.generation.cpu.generator import (
+    CompiledGenerator,
+    barrier_ns,
+    compiled_available,
+)
+from espnet_wavenet.generation.interface import FrameGenerator
+from espnet_wavenet.generation.reference import ReferenceGenerator
+from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.utils.cpu import cpu_name, l2_cache_kb
+
+KINDS = ("fast", "fast_fp16", "fast_int8", "reference", "gpu")
+PRECISION_OF_KIND = {"fast": "float32", "fast_fp16": "float16", "fast_int8": "int8"}
+
+
+def machine(threads: int, gpu: bool) -> Dict[str, Any]:
+    """Where the figures come from: device, CPU, its kernel levels, L2, threads."""
+    return dict(
+        device="cuda:" + torch.cuda.get_device_name() if gpu else "cpu",
+        cpu=cpu_name(),
+        cpu_levels=loader.cpu_levels(),
+        kernel=loader.kernel_kind(),  # the ISA level (or native build) that ran
+        kernel_error=loader.load_error(),
+        l2_cache_kb_per_core=l2_cache_kb(),
+        cpu_count=os.cpu_count(),
+        threads=threads,
+        torch=torch.__version__,
+        load_average_at_start=os.getloadavg(),
+        split_barrier_ns=split_barrier_ns(),
+    )
+
+
+def make_generator(kind: str, net, dist, threads: int):
+    """The generator a benchmark kind names (see :data:`KINDS`)."""
+    if kind == "reference":
+        return ReferenceGenerator(net, dist)
+    if kind == "gpu":
+        from espnet_wavenet.generation.gpu import GpuGenerator
+
+        return GpuGenerator(net.cuda(), dist)
+    return CompiledGenerator(net, dist, threads=threads, precision=PRECISION_OF_KIND[kind])
+
+
+def split_barrier_ns() -> Optional[float]:
+    """Cost of one spin exchange between two threads, ns (None without the kernel)."""
+    lib = abi.load()
+    return round(barrier_ns(lib), 1) if lib is not None else None
+
+
+def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict[str, Any]:
+    """Median wall and CPU time of ``repeats`` generations of ``batch`` x ``length``
+    samples from random conditioning (after a short warm-up)."""
+    device = next(gen.net.parameters()).device
+    noise = dist.noise(batch, length, torch.Generator().manual_seed(0))
+    warm = min(length, 256)
+    up = gen.net.upsample
+    if isinstance(gen, FrameGenerator) and up is not None:
+        # What the vocoder runs: frame-rate conditioning (context-padded frames),
+        # the generator's own upsampling/projection included in the time.
+        n_frames = -(-length // up.hop)
+        frames = [
+            torch.randn(aux, n_frames + 2 * up.aux_context_window) for _ in range(batch)
+        ]
+        warm_frames = [f[:, : 1 + 2 * up.aux_context_window] for f in frames]
+        gen.generate_from_frames(warm_frames, warm, noise[:, :warm])
+        run = lambda: gen.generate_from_frames(frames, length, noise)  # noqa: E731
+    else:
+        c_up = torch.randn(batch, aux, length, device=device)
+        gen.generate(c_up[:, :, :warm], warm, noise[:, :warm])
+        run = lambda: gen.generate(c_up, length, noise)  # noqa: E731
+    walls, cpus = [], []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        w, c = time.perf_counter(), time.process_time()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        walls.append(time.perf_counter() - w)
+        cpus.append(time.process_time() - c)
+    wall = statistics.median(walls)
+    return dict(
+        samples=batch * length,
+        wall_s=round(wall, 4),
+        cpu_s=round(statistics.median(cpus), 4),
+        samples_per_s=round(batch * length / wall, 1),
+    )
+
+
+def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[str, Any]:
+    """Where one utterance's time goes in the two-thread pipeline: TSC cycles
+    per sample of each part, from a kernel built with -DWN_PROFILE."""
+    lib = abi.bind(loader.load_profiling_library())
+    gen = CompiledGenerator(net, dist, threads=2, precision=precision, split=True)
+    gen.lib = lib
+    up = net.upsample
+    frames = [torch.randn(aux, -(-length // up.hop) + 2 * up.aux_context_window)]
+    noise = dist.noise(1, length, torch.Generator().manual_seed(0))
+    gen.generate_from_frames(frames, min(length, 2048), noise)  # warm-up
+    buf = (ctypes.c_uint64 * len(abi.PROFILE_SLOTS))()
+    lib.wn_profile(buf)  # reset
+    wall = time.perf_counter()
+    gen.generate_from_frames(frames, length, noise)
+    wall = time.perf_counter() - wall
+    lib.wn_profile(buf)
+    v = dict(zip(abi.PROFILE_SLOTS, buf))
+    n = max(1, v.pop("steps"))
+    per = {k: round(c / n) for k, c in v.items()}
+    # Thread A's layer work is what is left of its time (it runs the chain).
+    per["a_layers"] = per["total"] - per["a_wait"] - per["a_head"] - per["a_draw"]
+    return dict(
+        precision=precision,
+        us_per_sample=round(wall / length * 1e6, 2),
+        tsc_ghz=round(v["total"] / wall / 1e9, 2),
+        cycles_per_sample=per,
+        note="thread A: a_layers (newest taps, gates, residuals, last skips) + a_head + "
+        "a_draw (sampling) + a_wait (for B); thread B: b_older (next step's older taps "
+        "and conditioning) + b_skips (first layers' skips) + b_wait (for A)",
+    )
+
+
+def bench_config(path: str, args) -> Dict[str, Any]:
+    """Time every kind of ``args.kinds`` at every batch size on the network of
+    config ``path`` (random weights), or with ``args.profile`` profile the
+    pipeline. ``args``: the options of ``bin/benchmark.py``."""
+    with open(path, encoding="utf-8") as f:
+        conf = yaml.safe_load(f)
+    torch.manual_seed(0)
+    net, dist = build_wavenet(
+        conf["feats_conf"], conf["wavenet_conf"], conf["distribution"],
+        conf.get("distribution_conf"),
+    )
+    net.eval()
+    fs = conf["feats_conf"]["fs"]
+    params = sum(p.numel() for p in net.parameters())
+    out: Dict[str, Any] = dict(
+        config=path,
+        fs=fs,
+        distribution=conf["distribution"],
+        wavenet_conf={k: v for k, v in conf["wavenet_conf"].items()},
+        parameters=params,
+        random_weights=True,
+        results=[],
+    )
+    if args.profile and net.upsample is not None and compiled_available(net):
+        out["profile"] = [
+            profile_pipeline(net, dist, PRECISION_OF_KIND[k], int(args.seconds * fs),
+                             conf["feats_conf"]["n_mels"])
+            for k in args.kinds if k in PRECISION_OF_KIND
+        ]
+        return out
+    kinds = [k for k in args.kinds if k != "gpu" or torch.cuda.is_available()]
+    if any(k.startswith("fast") for k in kinds) and not compiled_available(net):
+        logging.warning("fast kernel unavailable: timing the reference only")
+        kinds = [k for k in kinds if not k.startswith("fast")]
+    for batch in args.batch_sizes:
+        rows = {}
+        for kind in kinds:
+            seconds = args.reference_seconds if kind == "reference" else args.seconds
+            length = max(1, int(seconds * fs))
+            gen = make_generator(kind, net, dist, args.threads)
+            repeats = 1 if kind == "reference" else args.repeats
+            # The reference is launch-bound: intra-op threads only add overhead
+            # (on a busy 2-core machine they slow it down many times), so it is
+            # timed with --reference_threads (default 1), its fastest setting here.
+            n_threads = torch.get_num_threads()
+            if kind == "reference":
+                torch.set_num_threads(args.reference_threads)
+            try:
+                r = time_run(gen, batch, length, net.aux_channels, dist, repeats)
+            finally:
+                torch.set_num_threads(n_threads)
+            if kind == "reference":
+                r["threads"] = args.reference_threads
+            r.update(kind=kind, batch=batch, audio_s_per_stream=round(length / fs, 4),
+                     load_average=os.getloadavg()[0])
+            # real-time factor per stream: seconds of compute per second of audio
+            r["rtf"] = round(r["wall_s"] / (length / fs), 4)
+            r["rtf_cpu_time"] = round(r["cpu_s"] / (length / fs), 4)
+            rows[kind] = r
+            out["results"].append(r)
+            logging.info("%s", r)
+        if "reference" in rows:
+            for kind, r in rows.items():
+                if kind != "reference":
+                    r["speedup_vs_reference"] = round(
+                        r["samples_per_s"] / rows["reference"]["samples_per_s"], 1
+                    )
+        net = net.cpu()
+    out["load_average_after"] = os.getloadavg()
+    return out

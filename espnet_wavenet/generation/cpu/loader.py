@@ -1,0 +1,186 @@
+"""Choose and load the compiled generation kernel.
+
+At load the best installed level (:data:`.build.ISA_LEVELS`) this CPU supports
+is picked, so machines that run it need no compiler and no writable cache.
+``ESPNET_WAVENET_KERNEL`` overrides the choice:
+
+- ``auto`` (default): the best installed level the CPU supports;
+- a level name (``avx2``, ...): that installed level (to measure it on a CPU
+  that has more);
+- ``native``: compiled with ``-march=native`` at first use (development).
+
+Without installed kernels (a source tree that was never installed), or when
+the installed ones were built from other versions of the sources (any file
+of ``csrc/``), it also compiles with ``-march=native`` at first use, cached under
+``$ESPNET_WAVENET_CACHE`` (default ``~/.cache/espnet_wavenet``) by a hash of
+sources, flags, compiler and CPU; concurrent first uses take a file lock and
+install the result by atomic rename.
+
+``ESPNET_WAVENET_NO_EXT=1`` disables the kernel (``generator="auto"`` then falls
+back to the reference generator), which also serves to test that fallback.
+"""
+
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+from espnet_wavenet.generation.cpu.build import (
+    BASE_FLAGS,
+    CSRC,
+    ISA_LEVELS,
+    SOURCE,
+    abi_version,
+    compile_kernel,
+    compiler,
+    install_levels,
+    kernel_path,
+    source_digest,
+)
+from espnet_wavenet.utils.cpu import cpu_flags, cpu_name
+
+_lib: Optional[ctypes.CDLL] = None
+_error: Optional[str] = None
+_kind: Optional[str] = None  # which kernel was loaded: a level name or "native"
+_profile_lib: Optional[ctypes.CDLL] = None
+
+
+def disabled() -> bool:
+    return os.environ.get("ESPNET_WAVENET_NO_EXT", "0") not in ("", "0")
+
+
+def cpu_levels() -> List[str]:
+    """Installable levels this CPU can run, best first."""
+    flags = cpu_flags()
+    return [lv for lv in install_levels() if all(f in flags for f in ISA_LEVELS[lv][1])]
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("ESPNET_WAVENET_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "espnet_wavenet"
+
+
+def _open(path: Path) -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(path))
+    if lib.wn_abi_version() != abi_version():
+        raise RuntimeError(f"{path}: ABI version {lib.wn_abi_version()}, expected {abi_version()}")
+    return lib
+
+
+def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
+    """Compile at first use for this CPU (development; cached)."""
+    cxx = compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler (g++) found")
+    version = subprocess.run(
+        [cxx, "--version"], stdout=subprocess.PIPE, text=True, check=False
+    ).stdout
+    source = source_digest().encode()
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    errors = []
+    # Prefer code tuned for this CPU; fall back to the baseline ISA.
+    for extra in (["-march=native"], []):
+        flags = BASE_FLAGS + list(extra_flags) + extra
+        # A -march=native binary fits this CPU only.
+        cpu = platform.machine() + cpu_name() + " ".join(sorted(cpu_flags()))
+        key = hashlib.sha256(
+            source + repr(flags).encode() + version.encode() + cpu.encode()
+        ).hexdigest()[:16]
+        path = directory / f"wavenet_native-{key}.so"
+        try:
+            if not path.exists():
+                import fcntl  # POSIX only, like the kernel itself
+
+                with open(directory / f".{key}.lock", "w") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    if not path.exists():
+                        logging.info("compiling %s -> %s", SOURCE.name, path)
+                        compile_kernel(flags, path, cxx)
+            return _open(path)
+        except Exception as e:  # noqa: BLE001 - try the next flag set, report all
+            errors.append(f"{' '.join(extra) or 'baseline'}: {e}")
+    raise RuntimeError("; ".join(errors))
+
+
+class StaleKernel(RuntimeError):
+    """An installed kernel built from another source (an edited editable install)."""
+
+
+def _open_installed(level: str) -> ctypes.CDLL:
+    lib = _open(kernel_path(level))
+    lib.wn_source_sha256.restype = ctypes.c_char_p
+    if lib.wn_source_sha256().decode() != source_digest():
+        raise StaleKernel(f"{kernel_path(level)} was built from other versions of {CSRC}")
+    return lib
+
+
+def _load() -> Tuple[ctypes.CDLL, str]:
+    choice = os.environ.get("ESPNET_WAVENET_KERNEL", "auto")
+    if choice == "native":
+        return _build_native(), "native"
+    if choice != "auto":
+        if choice not in install_levels():
+            raise RuntimeError(
+                f"ESPNET_WAVENET_KERNEL={choice!r}: expected auto, native or one of "
+                f"{install_levels()}"
+            )
+        if choice not in cpu_levels():
+            raise RuntimeError(f"ESPNET_WAVENET_KERNEL={choice}: this CPU cannot run it")
+        return _open_installed(choice), choice
+    levels = cpu_levels()
+    if not any(kernel_path(lv).exists() for lv in levels):
+        logging.info("no installed kernel; compiling for this CPU at first use")
+        return _build_native(), "native"
+    errors = []
+    for level in levels:
+        try:
+            return _open_installed(level), level
+        except StaleKernel as e:
+            logging.info("%s; compiling for this CPU at first use", e)
+            return _build_native(), "native"
+        except Exception as e:  # noqa: BLE001 - try the next level, report all
+            errors.append(f"{level}: {e}")
+    raise RuntimeError("; ".join(errors))
+
+
+def load_library() -> Optional[ctypes.CDLL]:
+    """The compiled kernel, or None (with the reason in :func:`load_error`)."""
+    global _lib, _error, _kind
+    if disabled():
+        return None
+    if _lib is None and _error is None:
+        try:
+            _lib, _kind = _load()
+            logging.info("compiled WaveNet kernel: %s", _kind)
+        except Exception as e:  # noqa: BLE001 - any failure means "use the fallback"
+            _error = str(e)
+            logging.warning("compiled WaveNet kernel unavailable: %s", _error)
+    return _lib
+
+
+def kernel_kind() -> Optional[str]:
+    """Which kernel :func:`load_library` loaded (a level of ISA_LEVELS or "native")."""
+    return _kind if load_library() is not None else None
+
+
+def load_profiling_library() -> ctypes.CDLL:
+    """The kernel built with ``-DWN_PROFILE`` (cycle counters of the two-thread
+    pipeline, see ``wn_profile``); for ``bin/benchmark.py --profile`` only."""
+    global _profile_lib
+    if _profile_lib is None:
+        _profile_lib = _build_native(["-DWN_PROFILE"])
+    return _profile_lib
+
+
+def load_error() -> Optional[str]:
+    if disabled():
+        return "disabled by ESPNET_WAVENET_NO_EXT"
+    return _error
