@@ -257,6 +257,35 @@ def test_activation_is_idempotent(models):
     assert first.__func__.__wrapped__ is original
 
 
+def test_hooks_are_undone_and_fit_this_espnet(models):
+    # What the two wrappers assume of ESPnet; a release that changes it fails here.
+    import inspect
+
+    from espnet2.bin.tts_inference import Text2Speech
+    from espnet2.tasks.tts import TTSTask
+
+    from espnet_wavenet.integration import activate, deactivate, is_active
+    from espnet_wavenet.integration.espnet_tts import _PREFER_NORMALIZED
+
+    assert isinstance(TTSTask.__dict__["build_vocoder_from_file"], classmethod)
+    params = list(inspect.signature(TTSTask.build_vocoder_from_file).parameters)
+    assert params == ["vocoder_config_file", "vocoder_file", "model", "device"]
+    init_src = inspect.getsource(inspect.unwrap(Text2Speech.__init__))
+    assert "TTSTask.build_vocoder_from_file(" in init_src
+    assert init_src.index("prefer_normalized_feats = prefer") < init_src.index(
+        "TTSTask.build_vocoder_from_file("
+    )
+    assert is_active() and getattr(Text2Speech.__init__, "_espnet_wavenet_hook", False)
+    deactivate()
+    try:
+        assert not is_active()
+        assert not getattr(Text2Speech.__init__, "_espnet_wavenet_hook", False)
+        assert "prefer_normalized_feats" in inspect.signature(Text2Speech.__init__).parameters
+    finally:
+        activate()
+    assert _PREFER_NORMALIZED.get() is None  # set only while a Text2Speech is built
+
+
 # ------------------------------------------------------- the feature contract
 def test_mismatched_features_are_refused_naming_fields(models, monkeypatch, caplog):
     from espnet_wavenet.integration.feats_contract import ENV_ALLOW, FeatsMismatchError

@@ -78,3 +78,26 @@ def test_corrupt_checkpoint_is_named_on_resume(mini_dump, tmp_path):
                             "--use_tensorboard", "false"), cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert f"{out / 'checkpoint.pth'}: corrupt, truncated or unsafe checkpoint" in proc.stdout
+
+
+def test_safe_io_is_scoped_and_fits_this_espnet():
+    # The trainer's patch assumes ESPnet saves and loads through the module-level
+    # ``torch`` of these modules and resumes through cls.resume; a release that
+    # changes that fails here.
+    import inspect
+
+    import espnet2.torch_utils.load_pretrained_model as pretrained
+    import espnet2.train.trainer as espnet_trainer
+
+    from espnet_wavenet.train.trainer import PATCHED_MODULES, _SafeTorch, safe_io
+
+    run_src = inspect.getsource(espnet_trainer.Trainer.run)
+    assert "cls.resume(" in run_src and "torch.save(" in run_src
+    assert "torch.load(" in inspect.getsource(espnet_trainer.Trainer.resume)
+    assert "torch.load(" in inspect.getsource(pretrained.load_pretrained_model)
+    assert isinstance(inspect.getattr_static(espnet_trainer.Trainer, "resume"), staticmethod)
+    assert set(PATCHED_MODULES) == {espnet_trainer, pretrained}
+    assert all(m.torch is torch for m in PATCHED_MODULES)
+    with safe_io():
+        assert all(isinstance(m.torch, _SafeTorch) for m in PATCHED_MODULES)
+    assert all(m.torch is torch for m in PATCHED_MODULES)  # undone on exit

@@ -7,12 +7,19 @@ for anything else. :func:`activate` wraps that classmethod: a packed directory
 of a registered vocoder (or its ``model.pth`` / ``config.yaml``, or
 ``<name>:<path>``) is built through :mod:`espnet_wavenet.integration.registry`
 after the feature contract is checked; every other call goes to ESPnet's
-original, unchanged. Activation is explicit and idempotent; :func:`deactivate`
-restores ESPnet's original.
+original, unchanged. ``Text2Speech.__init__`` is wrapped too, only to tell the
+vocoder build whether that Text2Speech was asked for ``prefer_normalized_feats``
+(a context variable set for the duration of the constructor). Activation is
+explicit and idempotent; :func:`deactivate` restores both originals.
+
+The upstream change that would make both wrappers unnecessary: an entry-point
+group for vocoders in ``TTSTask.build_vocoder_from_file`` (as this package's
+``espnet.vocoders``), with Text2Speech passing ``prefer_normalized_feats`` to it.
 
 Every ESPnet import that may change between releases stays in this module.
 """
 
+import contextvars
 import functools
 import inspect
 import logging
@@ -26,13 +33,23 @@ from espnet_wavenet.integration import registry
 from espnet_wavenet.integration.feats_contract import check_pairing
 
 _MARK = "_espnet_wavenet_hook"
-_state = dict(original=None, allow_feats_mismatch=None, skip_vocoder=False)
+_state = dict(original=None, original_init=None, allow_feats_mismatch=None, skip_vocoder=False)
+# prefer_normalized_feats of the Text2Speech being constructed (None: none is).
+_PREFER_NORMALIZED: contextvars.ContextVar = contextvars.ContextVar(
+    "espnet_wavenet_prefer_normalized_feats", default=None
+)
 
 
 def _tts_task():
     from espnet2.tasks.tts import TTSTask
 
     return TTSTask
+
+
+def _text2speech():
+    from espnet2.bin.tts_inference import Text2Speech
+
+    return Text2Speech
 
 
 class NormalizedInputVocoder(torch.nn.Module):
@@ -59,21 +76,23 @@ class NormalizedInputVocoder(torch.nn.Module):
         return self.vocoder(denorm[0])
 
 
-def _prefer_normalized_feats() -> bool:
-    """True when the calling Text2Speech was built with prefer_normalized_feats.
+def _wrap_init(original):
+    """Text2Speech.__init__ that makes its prefer_normalized_feats visible to the
+    vocoder build it runs (and to nothing else: reset when it returns)."""
+    signature = inspect.signature(original)
 
-    Text2Speech sets the attribute before it builds the vocoder; the caller is
-    found on the stack (a few frames up, whatever decorators sit between).
-    """
-    frame = sys._getframe(1)
-    for _ in range(8):
-        if frame is None:
-            break
-        obj = frame.f_locals.get("self")
-        if type(obj).__name__ == "Text2Speech" and hasattr(obj, "prefer_normalized_feats"):
-            return bool(obj.prefer_normalized_feats)
-        frame = frame.f_back
-    return False
+    @functools.wraps(original)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        call = signature.bind(self, *args, **kwargs)
+        call.apply_defaults()
+        token = _PREFER_NORMALIZED.set(bool(call.arguments["prefer_normalized_feats"]))
+        try:
+            original(self, *args, **kwargs)
+        finally:
+            _PREFER_NORMALIZED.reset(token)
+
+    setattr(__init__, _MARK, True)
+    return __init__
 
 
 def build_paired_vocoder(
@@ -137,7 +156,7 @@ def _make_wrapper(original: classmethod) -> classmethod:
             model=call.get("model"),
             device=call.get("device", "cpu"),
             allow_feats_mismatch=_state["allow_feats_mismatch"],
-            prefer_normalized_feats=_prefer_normalized_feats(),
+            prefer_normalized_feats=bool(_PREFER_NORMALIZED.get()),
         )
 
     setattr(build_vocoder_from_file, _MARK, True)
@@ -148,6 +167,16 @@ def is_active() -> bool:
     """Whether TTSTask.build_vocoder_from_file is currently wrapped."""
     current = _tts_task().__dict__.get("build_vocoder_from_file")
     return getattr(getattr(current, "__func__", None), _MARK, False)
+
+
+def _check_text2speech(cls) -> None:
+    """Text2Speech as the init wrapper expects it (one ESPnet release may change it)."""
+    params = inspect.signature(cls.__init__).parameters
+    if "prefer_normalized_feats" not in params:
+        raise RuntimeError(
+            "espnet2.bin.tts_inference.Text2Speech no longer takes prefer_normalized_feats; "
+            "this ESPnet release is not supported by the hook"
+        )
 
 
 def activate(allow_feats_mismatch: Optional[bool] = None) -> None:
@@ -166,16 +195,23 @@ def activate(allow_feats_mismatch: Optional[bool] = None) -> None:
             "espnet2.tasks.tts.TTSTask.build_vocoder_from_file is no longer a "
             "classmethod; this ESPnet release is not supported by the hook"
         )
+    t2s = _text2speech()
+    _check_text2speech(t2s)
     _state["original"] = original
     task.build_vocoder_from_file = _make_wrapper(original)
-    logging.debug("espnet_wavenet: TTSTask.build_vocoder_from_file hooked")
+    if not getattr(t2s.__dict__["__init__"], _MARK, False):
+        _state["original_init"] = t2s.__dict__["__init__"]
+        t2s.__init__ = _wrap_init(_state["original_init"])
+    logging.debug("espnet_wavenet: TTSTask.build_vocoder_from_file and Text2Speech hooked")
 
 
 def deactivate() -> None:
-    """Restore ESPnet's original build_vocoder_from_file."""
+    """Restore ESPnet's original build_vocoder_from_file and Text2Speech.__init__."""
     if is_active() and _state["original"] is not None:
         _tts_task().build_vocoder_from_file = _state["original"]
-    _state["original"] = None
+    if _state["original_init"] is not None:
+        _text2speech().__init__ = _state["original_init"]
+    _state["original"] = _state["original_init"] = None
 
 
 def tts_inference_parser():

@@ -22,7 +22,7 @@ from espnet_wavenet.features import DEFAULT_FEATS_CONF
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.train.collate import SegmentCollateFn
 from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
-from espnet_wavenet.train.trainer import WaveNetTrainer, install_safe_io
+from espnet_wavenet.train.trainer import WaveNetTrainer, safe_io
 
 normalize_choices = ClassChoices(
     "normalize",
@@ -119,11 +119,11 @@ class WaveNetVocoderTask(AbsTask):
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace):
-        # before --init_param / --resume files are read, in every (spawned) rank
-        install_safe_io()
         if getattr(args, "train_budget_samples", None) and not args.collect_stats:
             args.max_epoch = budget_epochs(args)
-        super().main_worker(args)
+        # --init_param / --resume files are read in here, in every (spawned) rank
+        with safe_io():
+            super().main_worker(args)
         # ESPnet leaves the process group to interpreter exit, where gloo's
         # threads can be torn down while a peer still talks (std::terminate,
         # exit code -6). Meet, then close it, in every rank.

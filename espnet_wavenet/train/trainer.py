@@ -5,13 +5,20 @@ ESPnet writes ``checkpoint.pth`` and ``{epoch}epoch.pth`` with a plain
 cannot read; it writes ``checkpoint.pth`` before ``{epoch}epoch.pth``, so a
 kill between the two resumes an epoch whose model file the n-best averaging
 then cannot find; and it loads ``--resume`` / ``--init_param`` files with
-``weights_only=False``, which runs any code a pickle carries. The trainer
-module and the pre-trained-model loader see ``torch`` through a proxy whose
-``save`` is atomic and whose ``load`` is ``weights_only=True``; a resume first
-finishes the epoch end that a kill cut short. Everything else is ESPnet's own
-loop.
+``weights_only=False``, which runs any code a pickle carries. While the task
+runs (:func:`safe_io`, entered by ``WaveNetVocoderTask.main_worker`` and left
+when it returns), ESPnet's trainer module and pre-trained-model loader see
+``torch`` through a proxy whose ``save`` is atomic and whose ``load`` is
+``weights_only=True``; a resume runs ESPnet's own, then finishes the epoch end
+that a kill cut short. Everything else is ESPnet's own loop.
+
+The upstream change that would make this unnecessary: ESPnet writing its
+checkpoints by rename (write to a temporary file, then ``os.replace``), writing
+``{epoch}epoch.pth`` before ``checkpoint.pth``, and loading with
+``weights_only=True``.
 """
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
@@ -40,11 +47,21 @@ class _SafeTorch:
         return getattr(torch, name)
 
 
-def install_safe_io() -> None:
-    """Route ESPnet's checkpoint writes and model loads through safe I/O."""
-    for module in (espnet_trainer, espnet_pretrained):
-        if not isinstance(module.torch, _SafeTorch):
-            module.torch = _SafeTorch()
+# The ESPnet modules whose module-level ``torch`` the proxy replaces.
+PATCHED_MODULES = (espnet_trainer, espnet_pretrained)
+
+
+@contextlib.contextmanager
+def safe_io():
+    """ESPnet's checkpoint writes and model loads through safe I/O, within the block."""
+    saved = [module.torch for module in PATCHED_MODULES]
+    for module in PATCHED_MODULES:
+        module.torch = _SafeTorch()
+    try:
+        yield
+    finally:
+        for module, original in zip(PATCHED_MODULES, saved):
+            module.torch = original
 
 
 class WaveNetTrainer(Trainer):
@@ -55,10 +72,10 @@ class WaveNetTrainer(Trainer):
 
     @classmethod
     def run(cls, *args, **kwargs) -> None:
-        install_safe_io()
         options = kwargs.get("trainer_options")
         cls._best_model_criterion = getattr(options, "best_model_criterion", ())
-        return super().run(*args, **kwargs)
+        with safe_io():  # also when run() is called outside the task
+            return super().run(*args, **kwargs)
 
     @classmethod
     def resume(
@@ -72,19 +89,11 @@ class WaveNetTrainer(Trainer):
         ngpu: int = 0,
         strict: bool = True,
     ):
-        device = f"cuda:{torch.cuda.current_device()}" if ngpu > 0 else "cpu"
-        states = load_checkpoint(checkpoint, map_location=device)
-        model.load_state_dict(states["model"], strict=strict)
-        reporter.load_state_dict(states["reporter"])
-        for optimizer, state in zip(optimizers, states["optimizers"]):
-            optimizer.load_state_dict(state)
-        for scheduler, state in zip(schedulers, states["schedulers"]):
-            if scheduler is not None:
-                scheduler.load_state_dict(state)
-        if scaler is not None and states.get("scaler") is not None:
-            scaler.load_state_dict(states["scaler"])
-        cls._finish_epoch_end(Path(checkpoint).parent, states["model"], reporter)
-        logging.info(f"The training was resumed using {checkpoint}")
+        with safe_io():  # ESPnet's resume loads through its module's torch
+            Trainer.resume(checkpoint, model, reporter, optimizers, schedulers, scaler,
+                           ngpu=ngpu, strict=strict)
+        # The loaded model is the checkpoint's: what ESPnet saves as {epoch}epoch.pth.
+        cls._finish_epoch_end(Path(checkpoint).parent, model.state_dict(), reporter)
 
     @classmethod
     def _finish_epoch_end(cls, output_dir: Path, model_state: dict,
