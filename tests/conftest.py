@@ -1,4 +1,8 @@
-"""Shared fixtures: real speech from the repository's mini_kathleen subset."""
+"""Shared fixtures: real speech from the repository's mini_kathleen subset.
+
+``unit/`` holds in-process tests; ``integration/`` the ones that run ESPnet,
+recipes or builds in subprocesses, all marked ``slow``: ``pytest -m "not slow"``
+is the fast loop, ``pytest tests`` (the README's command) runs everything."""
 
 import os
 import subprocess
@@ -86,3 +90,30 @@ def mini_dump(tmp_path_factory) -> Dict[str, Path]:
         "stats": root / "stats",
         "stats_file": root / "stats" / "train" / "feats_stats.npz",
     }
+
+
+def train_cmd(mini_dump, out, *extra):
+    return [
+        "-m", "espnet_wavenet.bin.train", "--config", str(CONF / "tiny.yaml"),
+        "--normalize_conf", f"stats_file={mini_dump['stats_file']}",
+        "--output_dir", str(out), "--ngpu", "0", "--num_iters_per_epoch", "5",
+        "--batch_size", "2", "--use_tensorboard", "true",
+        *data_options(mini_dump["dump"], mini_dump["stats"]), *extra,
+    ]
+
+
+def checkpoint_state(path):
+    from espnet_wavenet.train.checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: runs ESPnet, a recipe or a build in subprocesses")
+
+
+def pytest_collection_modifyitems(config, items):
+    integration = Path(__file__).resolve().parent / "integration"
+    for item in items:
+        if integration in Path(item.fspath).resolve().parents:
+            item.add_marker(pytest.mark.slow)

@@ -1,20 +1,13 @@
 """The vocoder module: ESPnet's call convention, packing, loading, bad input."""
 
-import pickle
-
 import numpy as np
 import pytest
 import torch
 import yaml
 
-from conftest import run_py
+from nets import FEATS, NET
 from espnet_wavenet.train.checkpoint import load_checkpoint
-from espnet_wavenet.vocoder.pack import vocoder_from_experiment
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
-
-FEATS = dict(fs=16000, n_fft=256, hop_length=16, n_mels=10, fmin=0, fmax=8000)
-NET = dict(layers=4, stacks=2, residual_channels=8, gate_channels=16, skip_channels=8,
-           aux_context_window=1, upsample_scales=[4, 4])
 
 
 def tiny_vocoder(dist="mulaw", **kw):
@@ -113,45 +106,3 @@ def test_pickle_with_code_payload_is_refused(tmp_path):
     with pytest.raises(ValueError, match="unsafe checkpoint"):
         load_checkpoint(evil)
 
-
-def test_pack_from_experiment_uses_ema(mini_dump, tmp_path):
-    from test_training import train_cmd
-
-    out = tmp_path / "exp"
-    run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--use_tensorboard", "false"),
-           cwd=tmp_path)
-    run_py(["-m", "espnet_wavenet.bin.pack", "--config", str(out / "config.yaml"),
-            "--model_file", str(out / "latest.pth"), "--out_dir", str(tmp_path / "pack")],
-           cwd=tmp_path)
-    voc = WaveNetVocoder.from_pretrained(tmp_path / "pack", generator="reference")
-    state = load_checkpoint(out / "latest.pth")
-    torch.testing.assert_close(voc.net.out2.weight, state["ema.out2__weight"])
-    assert not torch.equal(state["ema.out2__weight"], state["wavenet.out2.weight"])
-    raw = vocoder_from_experiment(out / "config.yaml", out / "latest.pth", use_ema=False)
-    torch.testing.assert_close(raw.net.out2.weight, state["wavenet.out2.weight"])
-    wav = voc(torch.randn(3, 80) * 2 - 5)
-    assert wav.shape == (3 * 256,)
-
-
-def test_training_refuses_unsafe_init_param(mini_dump, tmp_path):
-    from test_training import train_cmd
-
-    evil = tmp_path / "evil.pth"
-    marker = tmp_path / "pwned"
-
-    class Payload:
-        def __reduce__(self):
-            import os
-
-            return (os.system, (f"touch {marker}",))
-
-    with open(evil, "wb") as f:
-        pickle.dump({"wavenet.out2.weight": Payload()}, f)
-    proc = run_py(
-        train_cmd(mini_dump, tmp_path / "exp", "--max_epoch", "1",
-                  "--init_param", str(evil), "--use_tensorboard", "false"),
-        cwd=tmp_path, check=False,
-    )
-    assert proc.returncode != 0
-    assert "unsafe checkpoint" in proc.stdout
-    assert not marker.exists()

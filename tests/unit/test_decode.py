@@ -14,7 +14,7 @@ from espnet_wavenet.generation.cpu import loader
 from espnet_wavenet.recipe import decode as decode_lib
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOP = 256
 N_MELS = 80
 

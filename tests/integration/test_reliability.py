@@ -10,7 +10,7 @@ import torch
 
 from conftest import run_py
 from espnet_wavenet.train.checkpoint import load_checkpoint
-from test_training import train_cmd
+from conftest import train_cmd
 
 
 def test_training_survives_random_kills(mini_dump, tmp_path):

@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "espnet_wavenet"
+PACKAGE = Path(__file__).resolve().parents[2] / "espnet_wavenet"
 # Lower layers first; a module may import its own layer and those before it.
 LAYERS = [
     {"utils", "features"},

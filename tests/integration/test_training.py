@@ -1,18 +1,23 @@
-"""Training: overfitting real speech, the ESPnet CLI with resume, DDP, EMA."""
+"""Training: overfitting real speech, the ESPnet CLI with resume, DDP, EMA,
+packing, unsafe checkpoints, noise shaping with a sample budget."""
 
 import os
+import pickle
 import re
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
-from conftest import CONF, MINI_DB, data_options, mini_ids, run_py
+from conftest import MINI_DB, checkpoint_state, mini_ids, run_py, train_cmd
 from espnet_wavenet.data.audio import read_audio
 from espnet_wavenet.features import check_feats_conf, extract_feats
 from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.train.checkpoint import load_checkpoint
 from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
-from espnet_wavenet.vocoder.wavenet_vocoder import load_weights
+from espnet_wavenet.vocoder.pack import vocoder_from_experiment
+from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder, load_weights
 
 
 def test_overfits_one_real_utterance():
@@ -67,22 +72,6 @@ def test_ema_tracks_and_warms_up():
     assert torch.allclose(w, torch.full_like(w, 2.0 / 11.0))
     assert "ema.weight" not in dict(lin.named_parameters())
     assert set(k for k in ema.state_dict()) == {"weight", "bias", "num_updates"}
-
-
-def train_cmd(mini_dump, out, *extra):
-    return [
-        "-m", "espnet_wavenet.bin.train", "--config", str(CONF / "tiny.yaml"),
-        "--normalize_conf", f"stats_file={mini_dump['stats_file']}",
-        "--output_dir", str(out), "--ngpu", "0", "--num_iters_per_epoch", "5",
-        "--batch_size", "2", "--use_tensorboard", "true",
-        *data_options(mini_dump["dump"], mini_dump["stats"]), *extra,
-    ]
-
-
-def checkpoint_state(path):
-    from espnet_wavenet.train.checkpoint import load_checkpoint
-
-    return load_checkpoint(path)
 
 
 def test_cli_trains_writes_experiment_and_resumes(mini_dump, tmp_path):
@@ -188,3 +177,70 @@ def test_cpu_bf16_through_espnet_trainer(mini_dump, tmp_path):
         model.train(training)
         model(speech, torch.tensor([2 * net.hop]), feats, torch.tensor([feats.shape[1]]))
     assert seen == [torch.bfloat16, torch.float32]
+
+
+def test_pack_from_experiment_uses_ema(mini_dump, tmp_path):
+    out = tmp_path / "exp"
+    run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--use_tensorboard", "false"),
+           cwd=tmp_path)
+    run_py(["-m", "espnet_wavenet.bin.pack", "--config", str(out / "config.yaml"),
+            "--model_file", str(out / "latest.pth"), "--out_dir", str(tmp_path / "pack")],
+           cwd=tmp_path)
+    voc = WaveNetVocoder.from_pretrained(tmp_path / "pack", generator="reference")
+    state = load_checkpoint(out / "latest.pth")
+    torch.testing.assert_close(voc.net.out2.weight, state["ema.out2__weight"])
+    assert not torch.equal(state["ema.out2__weight"], state["wavenet.out2.weight"])
+    raw = vocoder_from_experiment(out / "config.yaml", out / "latest.pth", use_ema=False)
+    torch.testing.assert_close(raw.net.out2.weight, state["wavenet.out2.weight"])
+    wav = voc(torch.randn(3, 80) * 2 - 5)
+    assert wav.shape == (3 * 256,)
+
+
+def test_training_refuses_unsafe_init_param(mini_dump, tmp_path):
+    evil = tmp_path / "evil.pth"
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {marker}",))
+
+    with open(evil, "wb") as f:
+        pickle.dump({"wavenet.out2.weight": Payload()}, f)
+    proc = run_py(
+        train_cmd(mini_dump, tmp_path / "exp", "--max_epoch", "1",
+                  "--init_param", str(evil), "--use_tensorboard", "false"),
+        cwd=tmp_path, check=False,
+    )
+    assert proc.returncode != 0
+    assert "unsafe checkpoint" in proc.stdout
+    assert not marker.exists()
+
+
+def test_trained_with_noise_shaping_and_a_sample_budget(mini_dump, tmp_path):
+    out = tmp_path / "exp"
+    cfg = yaml.safe_load(open(train_cmd(mini_dump, out)[3]))
+    per_step = 2 * cfg["segment_frames"] * cfg["feats_conf"]["hop_length"]  # batch 2
+    # 7 steps' worth at 3 steps an epoch: 3 epochs (rounded up)
+    proc = run_py(train_cmd(mini_dump, out, "--num_iters_per_epoch", "3",
+                            "--train_budget_samples", str(7 * per_step), "--max_epoch", "50",
+                            "--noise_shaping_conf", "pre_emphasis=0.85",
+                            "--use_tensorboard", "false"), cwd=tmp_path)
+    # ESPnet's own INFO lines still come (logging is configured by ESPnet)
+    assert f"--train_budget_samples {7 * per_step:.4g}: --max_epoch 3" in proc.stdout
+    assert "3epoch results" in proc.stdout
+    conf = yaml.safe_load(open(out / "config.yaml"))
+    assert conf["max_epoch"] == 3
+    assert conf["noise_shaping_conf"] == dict(pre_emphasis=0.85)
+    assert int(load_checkpoint(out / "checkpoint.pth")["model"]["ema.num_updates"]) == 9
+    from espnet_wavenet.evaluation.results_table import training_cost
+    cost = training_cost(out)
+    assert cost["epochs"] == 3 and cost["samples"] == 9 * per_step
+    assert 0 < cost["train_hours"] < 0.1
+    assert cost["noise_shaping"] == dict(pre_emphasis=0.85)
+    run_py(["-m", "espnet_wavenet.bin.pack", "--config", str(out / "config.yaml"),
+            "--model_file", str(out / "checkpoint.pth"), "--out_dir", str(tmp_path / "pack")],
+           cwd=tmp_path)
+    voc = WaveNetVocoder.from_pretrained(tmp_path / "pack", generator="reference")
+    assert voc.shaping.conf() == dict(pre_emphasis=0.85, highpass_hz=70.0)

@@ -19,7 +19,7 @@ import torch
 
 import tiny_tts as T
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "egs" / "TEMPLATE" / "voc1" / "scripts"
 
 

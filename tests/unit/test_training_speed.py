@@ -13,7 +13,7 @@ from espnet_wavenet.layers.upsample import ConditioningUpsampler
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.train.speed import benchmark_training
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "conf" / "tiny.yaml").read_text())
 DISTS = {
     "mulaw": {},

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 from conftest import CONF, MINI_DB, mini_ids
-from test_compiled_generation import DISTS, needs_fast, tiny
+from nets import DISTS, needs_fast, tiny
 
 from espnet_wavenet.data.audio import read_audio
 from espnet_wavenet.evaluation.nll import nll_bits_per_sample

@@ -12,7 +12,7 @@ import soundfile as sf
 from espnet_wavenet.data.audio import read_audio, resample
 from espnet_wavenet.recipe.validate import validate_data_dir
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
 IDS = (MINI_DB / "splits" / "train").read_text().split()
 

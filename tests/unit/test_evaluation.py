@@ -26,7 +26,7 @@ from espnet_wavenet.evaluation.training_log import parse_train_log
 from espnet_wavenet.features import check_feats_conf, extract_feats
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
 CONF = REPO / "conf"
 SECONDS = 2.0

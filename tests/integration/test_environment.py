@@ -14,7 +14,7 @@ import torch
 
 from espnet_wavenet.generation.cpu import build, loader
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 in_project_venv = pytest.mark.skipif(
     Path(sys.prefix).resolve() != (ROOT / ".venv").resolve(),
     reason="not the project's environment (made by `make venv` from the lock)",

@@ -1,30 +1,16 @@
 """Fast, batched, streaming and GPU generation against the reference oracle."""
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from nets import DISTS, needs_fast, tiny
 from espnet_wavenet.generation import build_generator
 from espnet_wavenet.generation.cpu import build, loader
 from espnet_wavenet.generation.cpu.generator import CompiledGenerator, compiled_available
 from espnet_wavenet.generation.reference import ReferenceGenerator
-from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
-
-CONF = Path(__file__).resolve().parents[1] / "conf" / "tiny.yaml"
-DISTS = {
-    "mulaw": {},
-    "mol": {"num_mixtures": 3, "log_scale_min": -7.0},
-    "gaussian": {"log_scale_min": -9.0},
-}
-
-needs_fast = pytest.mark.skipif(
-    loader.load_library() is None, reason="fast kernel not built"
-)
-
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -33,17 +19,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
-
-
-def tiny(dist: str, n_speakers: int = 0, **wavenet):
-    conf = yaml.safe_load(CONF.read_text())
-    wc = dict(conf["wavenet_conf"], n_speakers=n_speakers, **wavenet)
-    torch.manual_seed(0)
-    net, d = build_wavenet(conf["feats_conf"], wc, dist, DISTS[dist])
-    with torch.no_grad():  # larger than init so that outputs actually vary
-        for p in net.parameters():
-            p.mul_(1.5)
-    return conf, net.eval(), d
 
 
 def compare(dist, net, d, length, batch=2, g=None, **kw):
@@ -340,52 +315,3 @@ def test_split_step_and_frame_rate_conditioning(dist):
     dense, _ = gen.generate(c_up[:1], length, noise[:1], g[:1])
     torch.testing.assert_close(dense[0], out[0], atol=1e-5, rtol=0)
 
-
-@needs_fast
-def test_benchmark_profile_accounts_for_the_step(capsys):
-    # --profile builds the kernel with its cycle counters; each thread's timed
-    # parts fit within the whole call (A's layer work is what is left of it).
-    import json
-
-    from espnet_wavenet.bin import benchmark
-
-    benchmark.main(["--config", str(CONF), "--kinds", "fast", "fast_int8", "--profile",
-                    "--seconds", "0.2"])
-    report = json.loads(capsys.readouterr().out)
-    profiles = report["configs"][0]["profile"]
-    assert [p["precision"] for p in profiles] == ["float32", "int8"]
-    for p in profiles:
-        c = p["cycles_per_sample"]
-        assert c["a_layers"] > 0 and c["a_head"] > 0 and c["a_draw"] > 0 and c["b_older"] > 0
-        assert c["b_wait"] + c["b_older"] + c["b_skips"] <= c["total"]
-        assert p["us_per_sample"] > 0
-
-
-@needs_fast
-def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
-    import json
-    import subprocess
-    import sys
-
-    levels = loader.cpu_levels()
-    lowest = levels[-1]  # every x86-64 CPU runs the baseline
-    proc = subprocess.run(
-        [sys.executable, "-m", "espnet_wavenet.bin.benchmark", "--config", str(CONF),
-         "--kinds", "fast", "--batch_sizes", "1", "--seconds", "0.05", "--repeats", "1",
-         "--isa", lowest],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout)
-    assert report["kernel"] == lowest and report["cpu_levels"] == levels
-    assert report["cpu"] and report["l2_cache_kb_per_core"] > 0
-
-
-def test_benchmark_quality_needs_real_speech(tmp_path, capsys):
-    # The installed package has no egs/: the speech to score is named, not guessed.
-    from espnet_wavenet.bin import benchmark
-
-    (tmp_path / "config.yaml").write_text("{}\n")
-    with pytest.raises(SystemExit):
-        benchmark.main(["--quality_model", str(tmp_path)])
-    assert "--quality_model needs --quality_wavs" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import tiny_tts as T
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "egs" / "TEMPLATE" / "voc1" / "scripts" / "gta_finetune.sh"
 
 

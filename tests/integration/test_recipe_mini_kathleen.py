@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
 FEATS = dict(fs=22050, n_fft=1024, n_shift=256, fmin=80, fmax=7600, n_mels=80)
 

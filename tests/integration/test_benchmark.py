@@ -1,0 +1,56 @@
+"""The generation benchmark command, run as users run it."""
+
+import pytest
+
+from nets import CONF, needs_fast
+from espnet_wavenet.generation.cpu import loader
+
+
+@needs_fast
+def test_benchmark_profile_accounts_for_the_step(capsys):
+    # --profile builds the kernel with its cycle counters; each thread's timed
+    # parts fit within the whole call (A's layer work is what is left of it).
+    import json
+
+    from espnet_wavenet.bin import benchmark
+
+    benchmark.main(["--config", str(CONF), "--kinds", "fast", "fast_int8", "--profile",
+                    "--seconds", "0.2"])
+    report = json.loads(capsys.readouterr().out)
+    profiles = report["configs"][0]["profile"]
+    assert [p["precision"] for p in profiles] == ["float32", "int8"]
+    for p in profiles:
+        c = p["cycles_per_sample"]
+        assert c["a_layers"] > 0 and c["a_head"] > 0 and c["a_draw"] > 0 and c["b_older"] > 0
+        assert c["b_wait"] + c["b_older"] + c["b_skips"] <= c["total"]
+        assert p["us_per_sample"] > 0
+
+
+@needs_fast
+def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    levels = loader.cpu_levels()
+    lowest = levels[-1]  # every x86-64 CPU runs the baseline
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet_wavenet.bin.benchmark", "--config", str(CONF),
+         "--kinds", "fast", "--batch_sizes", "1", "--seconds", "0.05", "--repeats", "1",
+         "--isa", lowest],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["kernel"] == lowest and report["cpu_levels"] == levels
+    assert report["cpu"] and report["l2_cache_kb_per_core"] > 0
+
+
+def test_benchmark_quality_needs_real_speech(tmp_path, capsys):
+    # The installed package has no egs/: the speech to score is named, not guessed.
+    from espnet_wavenet.bin import benchmark
+
+    (tmp_path / "config.yaml").write_text("{}\n")
+    with pytest.raises(SystemExit):
+        benchmark.main(["--quality_model", str(tmp_path)])
+    assert "--quality_model needs --quality_wavs" in capsys.readouterr().err
