@@ -134,16 +134,18 @@ class WaveNetVocoder(torch.nn.Module):
         normalized: bool = False,
         seed: Optional[int] = None,
         names: Optional[Sequence[str]] = None,
+        shaped: bool = False,
     ) -> List[torch.Tensor]:
         """Generate a batch of utterances of any lengths in one call.
 
         Utterance i draws its random numbers from a generator seeded with
         ``seed + i``, so a batch equals the same utterances one by one with those
-        seeds. Each output is exactly ``T_feats * hop`` samples (de-emphasized
-        when the model was trained with noise shaping).
+        seeds. Each output is exactly ``T_feats * hop`` samples, de-emphasized
+        when the model was trained with noise shaping (``shaped``: the samples
+        the network drew, before that).
         """
-        wavs = self.generate_shaped(feats_list, sids, normalized, seed, names)
-        return [self.unshape(w) for w in wavs]
+        wavs = self._generate_shaped(feats_list, sids, normalized, seed, names)
+        return wavs if shaped else [self.unshape(w) for w in wavs]
 
     def unshape(self, wav: torch.Tensor) -> torch.Tensor:
         """The network's (noise-shaped) output -> the waveform."""
@@ -151,15 +153,7 @@ class WaveNetVocoder(torch.nn.Module):
             return wav
         return torch.from_numpy(self.shaping.synthesis(wav.cpu().numpy())[0])
 
-    @torch.no_grad()
-    def generate_shaped(
-        self,
-        feats_list: Sequence[torch.Tensor],
-        sids: Optional[Sequence[int]] = None,
-        normalized: bool = False,
-        seed: Optional[int] = None,
-        names: Optional[Sequence[str]] = None,
-    ) -> List[torch.Tensor]:
+    def _generate_shaped(self, feats_list, sids, normalized, seed, names) -> List[torch.Tensor]:
         """:meth:`generate` before de-emphasis: the samples the network drew."""
         seed = self.seed if seed is None else seed
         names = names or [f"utterance {i}" for i in range(len(feats_list))]

@@ -98,7 +98,7 @@ def test_vocoder_de_emphasizes_what_the_network_draws(tmp_path):
     voc = WaveNetVocoder(FEATS, NET, generator="reference",
                          noise_shaping_conf=dict(pre_emphasis=0.85, highpass_hz=50.0)).eval()
     f = torch.randn(6, 10)
-    drawn = voc.generate_shaped([f], seed=2)[0]
+    drawn = voc.generate([f], seed=2, shaped=True)[0]
     wav = voc.generate([f], seed=2)[0]
     expected, _ = NoiseShaping(16000, 0.85, 50.0).synthesis(drawn.numpy())
     assert torch.equal(wav, torch.from_numpy(expected))
