@@ -165,6 +165,27 @@ def test_dnsmos_ranks_natural_speech_above_noisy_speech(speech):
     assert dnsmos(speech, 22050) == clean  # deterministic
 
 
+def test_dnsmos_batched_windows_equal_speechmos(speech):
+    # Our batched windows give what speechmos' own per-window loop gives.
+    from speechmos import dnsmos as sm
+
+    from espnet_wavenet.data.audio import resample
+    from espnet_wavenet.evaluation.dnsmos import _sessions, dnsmos, windows
+
+    short = speech[: int(2.3 * 22050)]  # repeated to 9.2 s: 1 window; 4 s of it: several
+    for x in (short, speech[: 4 * 22050]):
+        ref = sm.DNSMOS.__new__(sm.DNSMOS)  # speechmos' scoring, our sessions
+        ref.onnx_sess, ref.p808_onnx_sess = _sessions(torch.get_num_threads())
+        x16 = np.clip(resample(x, 22050, 16000), -1, 1)
+        want = ref(x16, 16000, False)
+        got = dnsmos(x, 22050)
+        for a, b in (("ovrl_mos", "dnsmos_ovrl"), ("sig_mos", "dnsmos_sig"),
+                     ("bak_mos", "dnsmos_bak"), ("p808_mos", "dnsmos_p808")):
+            assert got[b] == pytest.approx(float(want[a]), abs=1e-5), b
+    # 4 s is doubled to 16 s: 9.01 s windows start at 0, 1, ..., 6 s
+    assert len(windows(np.zeros(16000 * 4, np.float32) + 0.1)) == 7
+
+
 def test_espnet_mcd_aligns_by_dtw(speech):
     from espnet_wavenet.evaluation.mcd import ESPNET_MCEP_PARAMS, espnet_mcd_dtw, espnet_mcep
 
