@@ -4,17 +4,38 @@
 #include <cstring>
 
 #include "matvec.h"
+#include "wavenet_abi.h"
 
 namespace wn {
 
 // ------------------------------------------------------- int8 weights
 // Each matrix row has a scale (max |w| / 127) and int8 weights; an activation
 // vector is quantized on the fly the same way (one scale per vector) and
-// offset to unsigned (q + 128), so one AVX-512 VNNI instruction (vpdpbusd)
-// does 64 multiply-adds into int32.  The offset is removed with the row's
+// offset to unsigned (q + 128).  The offset is removed with the row's
 // precomputed 128 * sum(w).  Panels: VW rows, columns in groups of 4, so a
 // panel's group is one vector (lane = row, 4 bytes = 4 columns).
-// Integer sums are exact, so every thread layout rounds identically.
+//
+// The products, per instruction set (Int8Path in wavenet_abi.h):
+// - AVX-512 VNNI: vpdpbusd, 64 byte products into 16 int32 lanes at once;
+// - AVX-512BW, AVX2: bytes widened to int16 (vpmovsxbw / vpmovzxbw) and
+//   vpmaddwd, whose pair sums (at most 2 * 255 * 127, far inside int32) land in
+//   two int32 lanes per row, added at the end.  Never vpmaddubsw: its int16
+//   pair sums would saturate (255 * 127 * 2 > 32767);
+// - otherwise a scalar loop.
+// Every path forms the same exact integer sums (tests/unit/test_kernel_int8.py),
+// so every thread layout, and every int8 path of one vector width, rounds
+// identically.
+#if defined(__AVX512VNNI__)
+constexpr int INT8_PATH = WN_INT8_AVX512VNNI;
+#elif defined(__AVX512BW__)
+#define WN_INT8_WIDENED 1
+constexpr int INT8_PATH = WN_INT8_AVX512BW;
+#elif defined(__AVX2__)
+#define WN_INT8_WIDENED 1
+constexpr int INT8_PATH = WN_INT8_AVX2;
+#else
+constexpr int INT8_PATH = WN_INT8_SCALAR;
+#endif
 
 // Quantize n floats (n % 16 == 0) to offset bytes; returns the scale.
 inline float quantize(const float* x, int n, uint8_t* q) {
@@ -40,6 +61,12 @@ inline float quantize(const float* x, int n, uint8_t* q) {
     __m512i v = _mm512_cvtps_epi32((__m512)(vload(x + i) * inv));
     v = _mm512_add_epi32(v, _mm512_set1_epi32(128));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(v));
+#elif defined(__AVX2__)
+    // The same rounding as cvtps (to nearest even); 8 values of 1..255 -> bytes.
+    __m256i v = _mm256_cvtps_epi32((__m256)(vload(x + i) * inv));
+    v = _mm256_add_epi32(v, _mm256_set1_epi32(128));
+    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packus_epi16(w16, w16));
 #else
     for (int k = 0; k < VW; ++k) q[i + k] = (uint8_t)(std::nearbyint(x[i + k] * inv) + 128.0f);
 #endif
@@ -47,11 +74,90 @@ inline float quantize(const float* x, int n, uint8_t* q) {
   return m / 127.0f;
 }
 
+#if defined(WN_INT8_WIDENED)
+// Widened products: per panel two accumulators of pair sums (rows of the
+// first and the second half of the panel, two int32 lanes per row).
+#if defined(__AVX512BW__)
+typedef __m512i wide;
+inline wide widen_w(const int8_t* p) {
+  return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline wide widen_x(int32_t xb) {  // 4 activation bytes -> 4 int16, repeated
+  return _mm512_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(xb)));
+}
+inline wide madd(wide a, wide b) { return _mm512_madd_epi16(a, b); }
+inline wide add(wide a, wide b) { return _mm512_add_epi32(a, b); }
+inline vi row_sums(wide lo, wide hi) {  // lane r: pair sums 2r and 2r + 1
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  return (vi)_mm512_add_epi32(_mm512_permutex2var_epi32(lo, even, hi),
+                              _mm512_permutex2var_epi32(lo, odd, hi));
+}
+#else
+typedef __m256i wide;
+inline wide widen_w(const int8_t* p) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline wide widen_x(int32_t xb) {
+  return _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(xb)));
+}
+inline wide madd(wide a, wide b) { return _mm256_madd_epi16(a, b); }
+inline wide add(wide a, wide b) { return _mm256_add_epi32(a, b); }
+inline vi row_sums(wide lo, wide hi) {
+  // hadd works within 128-bit halves: rows 0 1 4 5 | 2 3 6 7 -> put in order.
+  return (vi)_mm256_permute4x64_epi64(_mm256_hadd_epi32(lo, hi), 0xD8);
+}
+#endif
+#endif
+
+// Panels per register block of the int8 products (the widened ones hold two
+// accumulators per panel).
+template <int S>
+constexpr int panels_per_block_q() {
+#if defined(WN_INT8_WIDENED)
+  return panels_per_block<S>() > 1 ? panels_per_block<S>() / 2 : 1;
+#else
+  return panels_per_block<S>();
+#endif
+}
+
+// y[s] = init[s] + sr * ((W xq[s] - cs) * sx[s]) for NV consecutive panels.
 template <int NV, int S>
 inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t* xq, int xqs,
                        const float* sx, float* y, int ys, const float* init, int is,
                        const float* sr, const int32_t* cs) {
   vi acc[S][NV];
+#if defined(WN_INT8_WIDENED)
+  wide lo[S][NV], hi[S][NV];
+#pragma GCC unroll 8
+  for (int s = 0; s < S; ++s)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) lo[s][v] = hi[s][v] = wide{};
+  for (int g = 0; g < cols / 4; ++g) {
+    wide wl[NV], wh[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      const int8_t* wp = W + v * pstride + (size_t)g * 4 * VW;
+      wl[v] = widen_w(wp);
+      wh[v] = widen_w(wp + 2 * VW);
+    }
+#pragma GCC unroll 8
+    for (int s = 0; s < S; ++s) {
+      int32_t xb;
+      std::memcpy(&xb, xq + s * xqs + 4 * g, 4);
+      const wide xv = widen_x(xb);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        lo[s][v] = add(lo[s][v], madd(wl[v], xv));
+        hi[s][v] = add(hi[s][v], madd(wh[v], xv));
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int s = 0; s < S; ++s)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[s][v] = row_sums(lo[s][v], hi[s][v]);
+#else
 #pragma GCC unroll 8
   for (int s = 0; s < S; ++s)
 #pragma GCC unroll 8
@@ -82,6 +188,7 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
     }
 #endif
   }
+#endif
 #pragma GCC unroll 8
   for (int s = 0; s < S; ++s)
 #pragma GCC unroll 8
@@ -99,7 +206,7 @@ template <int S>
 void matvec_q(const int8_t* W, int p0, int p1, int cols, const uint8_t* xq, int xqs,
               const float* sx, float* y, int ys, const float* init, int is, const float* sr,
               const int32_t* cs) {
-  constexpr int NV = panels_per_block<S>();
+  constexpr int NV = panels_per_block_q<S>();
   const size_t ps = (size_t)cols * VW;
   int p = p0;
   for (; p + NV <= p1; p += NV)

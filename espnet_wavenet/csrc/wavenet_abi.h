@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#define WN_ABI_VERSION 9
+#define WN_ABI_VERSION 10
 
 extern "C" {
 
@@ -16,6 +16,8 @@ extern "C" {
 enum WnPrecision { WN_PREC_FLOAT32, WN_PREC_FLOAT16, WN_PREC_INT8 };
 enum WnDist { WN_DIST_MULAW, WN_DIST_MOL, WN_DIST_GAUSSIAN };
 enum WnInput { WN_INPUT_CATEGORICAL, WN_INPUT_CONTINUOUS };
+// How a build forms the int8 products (see int8.h).
+enum WnInt8Path { WN_INT8_SCALAR, WN_INT8_AVX2, WN_INT8_AVX512BW, WN_INT8_AVX512VNNI };
 
 // Network description; every pointer is owned by Python.  Sizes are padded to
 // multiples of 16: Rp residual, Hp half-gate, Sp skip, Op output channels.
@@ -103,7 +105,10 @@ int wn_abi_version();
 const char* wn_source_sha256();
 int wn_panel_rows();
 int64_t wn_struct_size(int which);
-int wn_has_vnni();
+int wn_int8_path();
+// Test hook: y = W xq for one stream (n_panels packed int8 panels of cols
+// columns, offset activation bytes xq): the exact integer sums, as floats.
+int wn_int8_matvec(const int8_t* W, int n_panels, int cols, const uint8_t* xq, float* y);
 double wn_barrier_bench(int64_t n);
 int wn_profile(uint64_t* out);
 int wn_run(const WnModel* m, const WnCall* c);

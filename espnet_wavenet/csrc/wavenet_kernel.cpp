@@ -60,12 +60,16 @@ int64_t wn_struct_size(int which) {
   return which == 0 ? (int64_t)sizeof(WnModel) : which == 1 ? (int64_t)sizeof(WnCall) : -1;
 }
 
-int wn_has_vnni() {
-#if defined(__AVX512VNNI__)
-  return 1;
-#else
+int wn_int8_path() { return INT8_PATH; }
+
+int wn_int8_matvec(const int8_t* W, int n_panels, int cols, const uint8_t* xq, float* y) {
+  if (n_panels < 1 || cols < 4 || cols % 4) return 1;
+  const std::vector<float> zero((size_t)n_panels * VW, 0.0f), one((size_t)n_panels * VW, 1.0f);
+  const std::vector<int32_t> no_offset((size_t)n_panels * VW, 0);
+  const float sx = 1.0f;
+  matvec_q<1>(W, 0, n_panels, cols, xq, cols, &sx, y, 0, zero.data(), 0, one.data(),
+              no_offset.data());
   return 0;
-#endif
 }
 
 // Nanoseconds per two-thread barrier (a measurement aid for the profile).

@@ -22,6 +22,7 @@ def test_ctypes_layout_equals_the_compilers(tmp_path):
         ("WnDist", "WN_DIST_", abi.DISTRIBUTIONS),
         ("WnInput", "WN_INPUT_", abi.INPUT_TYPES),
         ("WnProfileSlot", "WN_P_", abi.PROFILE_SLOTS),
+        ("WnInt8Path", "WN_INT8_", abi.INT8_PATHS),
     ):
         for name in names:
             lines.append(f'printf("{enum}.{name} %d\\n", (int){prefix}{name.upper()});')
@@ -39,7 +40,8 @@ def test_ctypes_layout_equals_the_compilers(tmp_path):
         for name, _ in struct._fields_:
             want[f"{cname}.{name}"] = str(getattr(struct, name).offset)
     for enum, names in (("WnPrecision", abi.PRECISIONS), ("WnDist", abi.DISTRIBUTIONS),
-                        ("WnInput", abi.INPUT_TYPES), ("WnProfileSlot", abi.PROFILE_SLOTS)):
+                        ("WnInput", abi.INPUT_TYPES), ("WnProfileSlot", abi.PROFILE_SLOTS),
+                        ("WnInt8Path", abi.INT8_PATHS)):
         want.update({f"{enum}.{n}": str(i) for i, n in enumerate(names)})
     assert got == want
     assert abi.PRECISIONS == ("float32", "float16", "int8")

@@ -65,13 +65,17 @@ class Call(ctypes.Structure):
 PRECISIONS = enum_names("WnPrecision", "WN_PREC_")
 DISTRIBUTIONS = enum_names("WnDist", "WN_DIST_")
 INPUT_TYPES = enum_names("WnInput", "WN_INPUT_")
+# How a build forms int8 products: wn_int8_path() indexes this.
+INT8_PATHS = enum_names("WnInt8Path", "WN_INT8_")
 # wn_profile's counters, in slot order (the last, "n", is the count).
 PROFILE_SLOTS = enum_names("WnProfileSlot", "WN_P_")[:-1]
 
 _SIGNATURES: Dict[str, Tuple[type, list]] = {
     "wn_run": (ctypes.c_int, [ctypes.POINTER(Model), ctypes.POINTER(Call)]),
     "wn_struct_size": (ctypes.c_int64, [ctypes.c_int]),
-    "wn_has_vnni": (ctypes.c_int, []),
+    "wn_int8_path": (ctypes.c_int, []),
+    "wn_int8_matvec": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                      ctypes.c_void_p, ctypes.c_void_p]),
     "wn_panel_rows": (ctypes.c_int, []),
     "wn_barrier_bench": (ctypes.c_double, [ctypes.c_int64]),
     "wn_profile": (ctypes.c_int, [ctypes.POINTER(ctypes.c_uint64)]),

@@ -103,10 +103,13 @@ class CompiledGenerator:
         self.threads = threads or torch.get_num_threads()
         if precision not in abi.PRECISIONS:
             raise ValueError(f"precision {precision!r} is not one of {abi.PRECISIONS}")
-        if precision == "int8" and not self.lib.wn_has_vnni():
+        # avx512vnni, avx512bw, avx2: vector products; scalar only in the baseline build.
+        self.int8_path = abi.INT8_PATHS[self.lib.wn_int8_path()]
+        if precision == "int8" and self.int8_path == "scalar":
             logging.warning(
-                "no AVX-512 VNNI in this build of the kernel: int8 runs a portable loop, "
-                "slower than float32 here (about 3x with AVX2, measured)"
+                "this build of the kernel (%s) has no vector int8 products: int8 runs a "
+                "scalar loop, slower than float32 (about 4x with the baseline build, measured)",
+                self.kernel,
             )
         self.precision = precision
         self.split = split

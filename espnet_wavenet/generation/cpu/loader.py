@@ -67,8 +67,8 @@ def cache_dir() -> Path:
     return Path(xdg) / "espnet_wavenet"
 
 
-def _open(path: Path) -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(path))
+def _open(path: Path, lib: Optional[ctypes.CDLL] = None) -> ctypes.CDLL:
+    lib = lib or ctypes.CDLL(str(path))
     if lib.wn_abi_version() != abi_version():
         raise RuntimeError(f"{path}: ABI version {lib.wn_abi_version()}, expected {abi_version()}")
     return lib
@@ -115,11 +115,12 @@ class StaleKernel(RuntimeError):
 
 
 def _open_installed(level: str) -> ctypes.CDLL:
-    lib = _open(kernel_path(level))
+    # Staleness first: an edited source may also have changed the ABI version.
+    lib = ctypes.CDLL(str(kernel_path(level)))
     lib.wn_source_sha256.restype = ctypes.c_char_p
     if lib.wn_source_sha256().decode() != source_digest():
         raise StaleKernel(f"{kernel_path(level)} was built from other versions of {CSRC}")
-    return lib
+    return _open(kernel_path(level), lib)
 
 
 def _load() -> Tuple[ctypes.CDLL, str]:
