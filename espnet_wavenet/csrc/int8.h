@@ -21,6 +21,9 @@ namespace wn {
 //   vpmaddwd, whose pair sums (at most 2 * 255 * 127, far inside int32) land in
 //   two int32 lanes per row, added at the end.  Never vpmaddubsw: its int16
 //   pair sums would saturate (255 * 127 * 2 > 32767);
+// - Arm with the dot-product extension: sdot (signed x signed) on the
+//   activations as signed bytes (q = offset byte - 128, one bit flip), the
+//   row's 128 * sum(w) added back, so the sums equal the unsigned ones;
 // - otherwise a scalar loop.
 // Every path forms the same exact integer sums (tests/unit/test_kernel_int8.py),
 // so every thread layout, and every int8 path of one vector width, rounds
@@ -33,6 +36,8 @@ constexpr int INT8_PATH = WN_INT8_AVX512BW;
 #elif defined(__AVX2__)
 #define WN_INT8_WIDENED 1
 constexpr int INT8_PATH = WN_INT8_AVX2;
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+constexpr int INT8_PATH = WN_INT8_NEON_DOTPROD;
 #else
 constexpr int INT8_PATH = WN_INT8_SCALAR;
 #endif
@@ -177,6 +182,18 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
       for (int v = 0; v < NV; ++v)
         acc[s][v] = (vi)_mm512_dpbusd_epi32((__m512i)acc[s][v], xv, w[v]);
     }
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+    int8x16_t w[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) w[v] = vld1q_s8(W + v * pstride + (size_t)g * 4 * VW);
+#pragma GCC unroll 8
+    for (int s = 0; s < S; ++s) {
+      uint32_t xb;
+      std::memcpy(&xb, xq + s * xqs + 4 * g, 4);
+      const int8x16_t xv = vreinterpretq_s8_u32(vdupq_n_u32(xb ^ 0x80808080u));
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[s][v] = (vi)vdotq_s32((int32x4_t)acc[s][v], w[v], xv);
+    }
 #else
     for (int v = 0; v < NV; ++v) {
       const int8_t* wp = W + v * pstride + (size_t)g * 4 * VW;
@@ -188,6 +205,13 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
     }
 #endif
   }
+#if defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
+  // Signed activations: add back the 128 * sum(w) that the offset bytes carry.
+#pragma GCC unroll 8
+  for (int s = 0; s < S; ++s)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[s][v] += *reinterpret_cast<const vi*>(cs + v * VW);
+#endif
 #endif
 #pragma GCC unroll 8
   for (int s = 0; s < S; ++s)

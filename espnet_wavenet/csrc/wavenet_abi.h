@@ -17,7 +17,13 @@ enum WnPrecision { WN_PREC_FLOAT32, WN_PREC_FLOAT16, WN_PREC_INT8 };
 enum WnDist { WN_DIST_MULAW, WN_DIST_MOL, WN_DIST_GAUSSIAN };
 enum WnInput { WN_INPUT_CATEGORICAL, WN_INPUT_CONTINUOUS };
 // How a build forms the int8 products (see int8.h).
-enum WnInt8Path { WN_INT8_SCALAR, WN_INT8_AVX2, WN_INT8_AVX512BW, WN_INT8_AVX512VNNI };
+enum WnInt8Path {
+  WN_INT8_SCALAR,
+  WN_INT8_AVX2,
+  WN_INT8_AVX512BW,
+  WN_INT8_AVX512VNNI,
+  WN_INT8_NEON_DOTPROD
+};
 
 // Network description; every pointer is owned by Python.  Sizes are padded to
 // multiples of 16: Rp residual, Hp half-gate, Sp skip, Op output channels.
@@ -107,7 +113,8 @@ int wn_panel_rows();
 int64_t wn_struct_size(int which);
 int wn_int8_path();
 // Test hook: y = W xq for one stream (n_panels packed int8 panels of cols
-// columns, offset activation bytes xq): the exact integer sums, as floats.
+// columns, offset activation bytes xq) through the kernel's int8 products:
+// the exact integer sums, as floats (exact below 2^24).
 int wn_int8_matvec(const int8_t* W, int n_panels, int cols, const uint8_t* xq, float* y);
 double wn_barrier_bench(int64_t n);
 int wn_profile(uint64_t* out);

@@ -29,8 +29,10 @@ def cpu_name() -> str:
 
 
 def cpu_flags() -> FrozenSet[str]:
-    """Instruction-set flags of /proc/cpuinfo (``flags``; empty when unknown)."""
-    return frozenset(_cpuinfo().get("flags", "").split())
+    """Instruction-set flags of /proc/cpuinfo (x86 ``flags``, Arm ``Features``;
+    empty when unknown)."""
+    info = _cpuinfo()
+    return frozenset((info.get("flags") or info.get("Features") or "").split())
 
 
 def l2_cache_kb() -> Optional[int]:

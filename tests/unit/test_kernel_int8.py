@@ -69,7 +69,7 @@ def test_int8_products_are_exact_at_the_extremes(level_libs, level, cols):
 
 def test_each_level_has_its_int8_path(level_libs):
     expected = {"avx512vnni": "avx512vnni", "avx512": "avx512bw", "avx2": "avx2",
-                "baseline": "scalar"}
+                "dotprod": "neon_dotprod", "baseline": "scalar"}
     for level, lib in level_libs.items():
         assert abi.INT8_PATHS[lib.wn_int8_path()] == expected[level], level
 

@@ -35,22 +35,31 @@ BASE_FLAGS = [
     "-ffp-contract=fast",
 ]
 _AVX512 = ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
-# x86-64 levels, best first: compiler flags and the /proc/cpuinfo flags they need.
+# Levels, best first: compiler flags and the /proc/cpuinfo flags they need.
 ISA_LEVELS: Dict[str, Tuple[List[str], Tuple[str, ...]]] = {
+    # x86-64
     "avx512vnni": (["-march=x86-64-v4", "-mavx512vnni"], _AVX512 + ("avx512_vnni",)),
     "avx512": (["-march=x86-64-v4"], _AVX512),
     "avx2": (
         ["-march=x86-64-v3"],
         ("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"),
     ),
+    # aarch64: ARMv8.2-A with the dot-product extension (sdot for int8)
+    "dotprod": (["-march=armv8.2-a+dotprod"], ("asimd", "asimddp")),
+    # the architecture's default target (x86-64: SSE2; aarch64: ARMv8-A NEON)
     "baseline": ([], ()),
+}
+_MACHINE_LEVELS = {
+    "x86_64": ["avx512vnni", "avx512", "avx2", "baseline"],
+    "AMD64": ["avx512vnni", "avx512", "avx2", "baseline"],
+    "aarch64": ["dotprod", "baseline"],
+    "arm64": ["dotprod", "baseline"],
 }
 
 
 def install_levels(machine: Optional[str] = None) -> List[str]:
-    """The levels ``setup.py`` builds for a machine architecture."""
-    machine = machine or platform.machine()
-    return list(ISA_LEVELS) if machine in ("x86_64", "AMD64") else ["baseline"]
+    """The levels ``setup.py`` builds for a machine architecture, best first."""
+    return list(_MACHINE_LEVELS.get(machine or platform.machine(), ["baseline"]))
 
 
 def _sources() -> List[Path]:
