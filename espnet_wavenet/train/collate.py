@@ -1,6 +1,7 @@
 """Collate function: aligned random segments of audio and feature frames."""
 
 import logging
+import zlib
 from typing import Collection, Dict, List, Tuple
 
 import numpy as np
@@ -23,6 +24,10 @@ class SegmentCollateFn:
 
     Training crops at random positions; validation (``train=False``) crops the
     middle of each utterance, so validation losses are comparable across epochs.
+    A training batch takes one number from numpy's global generator (which ESPnet
+    seeds every epoch, alike in every rank) and each utterance's position comes
+    from that number and its id: a batch split over ranks (ESPnet hands rank r
+    ``batch[r::world_size]``) crops exactly what one process would.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class SegmentCollateFn:
         uttids, speeches, featss, lengths, sids = [], [], [], [], []
         seg, ctx, hop = self.segment_frames, self.context, self.hop
         skipped = []
+        batch_seed = np.random.randint(0, 2**31 - 1) if self.train else 0
         for uttid, d in data:
             feats = np.asarray(d["feats"], dtype=np.float32)
             if feats.ndim == 2 and (feats.shape[0] == 0 or len(d["speech"]) < hop):
@@ -78,7 +84,8 @@ class SegmentCollateFn:
             padded = pad_context(torch.from_numpy(feats.T[None]), ctx)[0].T.numpy()
             if n >= seg:
                 if self.train:
-                    start = np.random.randint(0, n - seg + 1)
+                    rng = np.random.default_rng([batch_seed, zlib.crc32(uttid.encode())])
+                    start = int(rng.integers(0, n - seg + 1))
                 else:
                     start = (n - seg) // 2
                 f = padded[start : start + seg + 2 * ctx]

@@ -26,7 +26,10 @@ stop_stage=6
 nj=4                    # parallel jobs of features, decoding and evaluation
 decode_nj=              # default: --nj
 ngpu=0                  # GPUs for training (0: CPU; >1: one process per GPU)
-num_nodes=1             # nodes for training (>1 needs the Slurm backend)
+num_nodes=1             # nodes for training (>1: Slurm runs one task per node; on plain
+                        # hosts run this stage on every host with --node_rank, --master_addr)
+node_rank=0             # this host's rank (plain hosts; 0 is the one with --master_addr)
+master_addr=            # host:port of node 0's rendezvous (plain hosts; e.g. node0:29500)
 train_threads=          # intra-op threads of CPU training (default: all cores)
 decode_ngpu=0           # GPUs per decoding job (the GPU generator is unverified: CPU by default)
 python=python3
@@ -77,6 +80,8 @@ Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
   --stage / --stop_stage N   stages to run (-1 .. 8; default ${stage} .. ${stop_stage})
   --nj N                     parallel feature / decoding / evaluation jobs (${nj})
   --ngpu N / --num_nodes N   training GPUs per node / nodes (${ngpu} / ${num_nodes})
+  --node_rank R --master_addr HOST:PORT   multi-node training on plain hosts: run stage 3
+                             on every host (same exp dir on a shared disk), R = 0 .. N-1
   --decode_ngpu N            GPUs per decoding job (${decode_ngpu}: the GPU generator is unverified)
   --train_threads N          intra-op threads of CPU training (default: all cores)
   --train_config YAML        training config (${train_config})
@@ -234,19 +239,30 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     check_feats_conf
     mkdir -p "${exp}"
     dist_opts=""
-    if [ "${ngpu}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+    launcher="${python}"
+    train_log=${exp}/train.log
+    if [ "${num_nodes}" -gt 1 ] && [ "${cmd_backend}" = slurm ]; then
+        # One task per node (srun); ranks come from Slurm.
+        dist_opts="--multiprocessing_distributed true --dist_launcher slurm"
+        dist_opts+=" --dist_init_method file://$(pwd)/${exp}/.dist_init_$$"
+    elif [ "${num_nodes}" -gt 1 ]; then
+        # Plain hosts: torchrun on each, meeting at node 0 (c10d rendezvous).
+        [ -n "${master_addr}" ] || { log "ERROR: --num_nodes ${num_nodes} without Slurm needs --master_addr host:port"; exit 1; }
+        nproc=$(( ngpu > 0 ? ngpu : 1 ))
+        launcher="${python} -m torch.distributed.run --nnodes ${num_nodes} --node_rank ${node_rank}"
+        launcher+=" --nproc_per_node ${nproc} --rdzv_backend c10d --rdzv_endpoint ${master_addr}"
+        launcher+=" --rdzv_id $(basename "${exp}")"
+        dist_opts="--dist_backend $([ "${ngpu}" -gt 0 ] && echo nccl || echo gloo)"
+        [ "${node_rank}" -gt 0 ] && train_log=${exp}/train.node${node_rank}.log
+    elif [ "${ngpu}" -gt 1 ]; then
         dist_opts="--multiprocessing_distributed true"
-        if [ "${num_nodes}" -gt 1 ]; then
-            # One task per node (srun, Slurm backend); ranks come from Slurm.
-            dist_opts+=" --dist_launcher slurm --dist_init_method file://$(pwd)/${exp}/.dist_init_$$"
-        fi
     fi
     # Keep the log of an earlier (resumed) run.
-    if [ -f "${exp}/train.log" ]; then
-        n=1; while [ -f "${exp}/train.log.${n}" ]; do n=$(( n + 1 )); done
-        mv "${exp}/train.log" "${exp}/train.log.${n}"
+    if [ -f "${train_log}" ]; then
+        n=1; while [ -f "${train_log}.${n}" ]; do n=$(( n + 1 )); done
+        mv "${train_log}" "${train_log}.${n}"
     fi
-    log "log: ${exp}/train.log (rerunning this stage resumes from ${exp}/checkpoint.pth)"
+    log "log: ${train_log} (rerunning this stage resumes from ${exp}/checkpoint.pth)"
     # path.sh gives data jobs one thread each; one CPU training process takes
     # every core (one thread ran it at half the speed on 2 cores).
     budget_opts=""
@@ -256,8 +272,8 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         thread_opts="--num_threads ${train_threads:-$(env -u OMP_NUM_THREADS nproc)}"
     fi
     # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" ${thread_opts} "${exp}/train.log" \
-        ${python} -m espnet_wavenet.bin.train \
+    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" ${thread_opts} "${train_log}" \
+        ${launcher} -m espnet_wavenet.bin.train \
             --config "${train_config}" --ngpu "${ngpu}" --resume true \
             --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz" \
             $(data_opts train "${train_set}") $(data_opts valid "${dev_set}") \
