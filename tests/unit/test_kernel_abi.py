@@ -66,3 +66,19 @@ def test_unreadable_declaration_is_an_error(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"struct WnCall: cannot read 'double B'"):
         abi._struct_fields("WnCall")
     assert [n for n, _ in abi._struct_fields("WnModel")] == [n for n, _ in abi.Model._fields_]
+
+
+def test_source_digest_covers_what_the_build_reads(tmp_path, monkeypatch):
+    # A stale file beside the sources (an old build's copy in a wheel) does not make
+    # the installed kernels stale; a change to any included header does.
+    import shutil
+
+    csrc = tmp_path / "csrc"
+    shutil.copytree(build.CSRC, csrc)
+    monkeypatch.setattr(build, "CSRC", csrc)
+    monkeypatch.setattr(build, "SOURCE", csrc / build.SOURCE.name)
+    digest = build.source_digest()
+    (csrc / "wavenet_fast.cpp").write_text("// an older kernel\n")
+    assert build.source_digest() == digest
+    (csrc / "vec.h").write_text((csrc / "vec.h").read_text() + "\n// edited\n")
+    assert build.source_digest() != digest

@@ -63,11 +63,20 @@ def install_levels(machine: Optional[str] = None) -> List[str]:
 
 
 def _sources() -> List[Path]:
-    return sorted(p for p in CSRC.iterdir() if p.suffix in (".cpp", ".h"))
+    """The kernel source and every header it includes (``#include "..."``, transitively):
+    what the build reads, whatever else lies in the folder (e.g. an old build's copy)."""
+    seen, todo = [], [SOURCE]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.append(path)
+        todo += [CSRC / name for name in re.findall(r'^#include "([^"]+)"', path.read_text(), re.M)]
+    return sorted(seen)
 
 
 def source_digest() -> str:
-    """SHA-256 over every kernel source file (names and contents)."""
+    """SHA-256 over the kernel's source files (names and contents)."""
     h = hashlib.sha256()
     for path in _sources():
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
