@@ -21,7 +21,7 @@ KERNELS = {f"espnet_wavenet.generation.cpu.kernels.wavenet_{lv}": lv for lv in k
 class BuildKernels(build_ext):
     """Compile the generation kernel (a plain C ABI library loaded with ctypes,
     not a Python module) once per instruction-set level; the package picks the
-    best one the CPU supports when it loads (generation/cpu/build.py)."""
+    best one the CPU supports when it loads (generation/cpu/loader.py)."""
 
     def get_ext_filename(self, fullname: str) -> str:
         return fullname.replace(".", "/") + ".so"

@@ -117,7 +117,7 @@ def excitation(x: np.ndarray, a: np.ndarray, hop: int,
 def synthesis(e: np.ndarray, a: np.ndarray, hop: int,
               history: Optional[np.ndarray] = None) -> np.ndarray:
     """The inverse of :func:`excitation`: x[n] = e[n] + sum_k a[frame(n), k] x[n - 1 - k]."""
-    from scipy.signal import lfilter
+    from scipy.signal import lfilter, lfiltic
 
     e = np.asarray(e, dtype=np.float64)
     order = a.shape[1]
@@ -126,18 +126,9 @@ def synthesis(e: np.ndarray, a: np.ndarray, hop: int,
     for t in range(0, len(e), hop):
         f = min(t // hop, a.shape[0] - 1)
         den = np.concatenate([[1.0], -a[f]])
-        seg, _ = lfilter([1.0], den, e[t : t + hop], zi=_state(den, hist))
+        # the filter's state after the past outputs (lfiltic wants the newest first)
+        seg, _ = lfilter([1.0], den, e[t : t + hop], zi=lfiltic([1.0], den, hist[::-1]))
         out[t : t + hop] = seg
         hist = np.concatenate([hist, seg])[-order:]
     return out
 
-
-def _state(den: np.ndarray, hist: np.ndarray) -> np.ndarray:
-    """lfilter's (transposed direct form II) state of the all-pole filter
-    1 / den after the outputs ``hist`` (oldest first)."""
-    order = len(den) - 1
-    y = hist[::-1]  # y[n-1], y[n-2], ...
-    zi = np.zeros(order)
-    for i in range(order):
-        zi[i] = -np.dot(den[i + 1 :], y[: order - i])
-    return zi

@@ -98,13 +98,7 @@ def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     return lib
 
 
-_bound = set()
-
-
 def load() -> Optional[ctypes.CDLL]:
     """The kernel (:func:`.loader.load_library`), bound; None when unavailable."""
     lib = loader.load_library()
-    if lib is not None and id(lib) not in _bound:
-        bind(lib)
-        _bound.add(id(lib))
-    return lib
+    return bind(lib) if lib is not None else None
