@@ -14,6 +14,7 @@ frames and samples). :func:`excitation` e[n] = x[n] - prediction and
 across frames).
 """
 
+import functools
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -23,12 +24,20 @@ from espnet_wavenet.features import check_feats_conf
 
 def mel_matrix(feats_conf: Dict[str, Any]) -> np.ndarray:
     """ESPnet's mel filterbank of these features: (n_fft // 2 + 1, n_mels)."""
+    c = check_feats_conf(feats_conf)
+    keys = ("fs", "n_fft", "n_mels", "fmin", "fmax", "htk", "log_base")
+    return _mel_matrix(*(c[k] for k in keys))
+
+
+@functools.lru_cache(maxsize=8)  # built per utterance by the data loader otherwise
+def _mel_matrix(fs, n_fft, n_mels, fmin, fmax, htk, log_base) -> np.ndarray:
     from espnet2.layers.log_mel import LogMel
 
-    c = check_feats_conf(feats_conf)
-    mel = LogMel(fs=c["fs"], n_fft=c["n_fft"], n_mels=c["n_mels"], fmin=c["fmin"],
-                 fmax=c["fmax"], htk=c["htk"], log_base=c["log_base"])
-    return mel.melmat.numpy().astype(np.float64)
+    mel = LogMel(fs=fs, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
+                 log_base=log_base)
+    out = mel.melmat.numpy().astype(np.float64)
+    out.setflags(write=False)
+    return out
 
 
 def mel_to_power(logmel: np.ndarray, feats_conf: Dict[str, Any]) -> np.ndarray:
@@ -39,7 +48,9 @@ def mel_to_power(logmel: np.ndarray, feats_conf: Dict[str, Any]) -> np.ndarray:
     amp = np.power(base, np.asarray(logmel, dtype=np.float64))  # band sums of |X|
     band_mean = amp / np.maximum(w.sum(axis=0), 1e-12)  # mean |X| per band
     cover = w.sum(axis=1)  # (F,) how much of each bin the bands cover
-    spec = band_mean @ w.T / np.maximum(cover, 1e-12)
+    # einsum, not BLAS: a frame's result must not depend on how many come with it
+    # (streaming computes a few frames at a time and must equal one pass)
+    spec = np.einsum("tb,fb->tf", band_mean, w) / np.maximum(cover, 1e-12)
     # Bins no band covers (below fmin, above fmax): the nearest covered bin.
     covered = np.flatnonzero(cover > 1e-3 * cover.max())
     lo, hi = covered[0], covered[-1]
@@ -97,8 +108,8 @@ def envelope_db(a: np.ndarray, n_fft: int) -> np.ndarray:
     return -20.0 * np.log10(np.maximum(np.abs(np.fft.rfft(poly, n_fft, axis=-1)), 1e-12))
 
 
-def _frame_of(n: int, hop: int, n_frames: int) -> np.ndarray:
-    return np.minimum(np.arange(n) // hop, n_frames - 1)
+def _frame_of(n: int, hop: int, n_frames: int, offset: int = 0) -> np.ndarray:
+    return np.minimum((np.arange(n) + offset) // hop, n_frames - 1)
 
 
 def excitation(x: np.ndarray, a: np.ndarray, hop: int,
@@ -117,18 +128,35 @@ def excitation(x: np.ndarray, a: np.ndarray, hop: int,
 def synthesis(e: np.ndarray, a: np.ndarray, hop: int,
               history: Optional[np.ndarray] = None) -> np.ndarray:
     """The inverse of :func:`excitation`: x[n] = e[n] + sum_k a[frame(n), k] x[n - 1 - k]."""
+    order = a.shape[1]
+    hist = np.zeros(order) if history is None else np.asarray(history, dtype=np.float64)
+    return synthesis_from(e, a, hop, hist)[0]
+
+
+def synthesis_from(e: np.ndarray, a: np.ndarray, hop: int, hist: np.ndarray,
+                   offset: int = 0, zi: Optional[np.ndarray] = None):
+    """:func:`synthesis` of a piece that starts ``offset`` samples into a's first
+    frame; returns (x, the last ``order`` outputs, the filter state at the end).
+
+    A piece that starts mid-frame continues from ``zi``, the state the previous
+    piece ended with, so pieces equal one pass bitwise; at frame starts the
+    state is rebuilt from the past outputs, as in one pass.
+    """
     from scipy.signal import lfilter, lfiltic
 
     e = np.asarray(e, dtype=np.float64)
     order = a.shape[1]
-    hist = np.zeros(order) if history is None else np.asarray(history, dtype=np.float64)
     out = np.empty_like(e)
-    for t in range(0, len(e), hop):
-        f = min(t // hop, a.shape[0] - 1)
-        den = np.concatenate([[1.0], -a[f]])
-        # the filter's state after the past outputs (lfiltic wants the newest first)
-        seg, _ = lfilter([1.0], den, e[t : t + hop], zi=lfiltic([1.0], den, hist[::-1]))
-        out[t : t + hop] = seg
-        hist = np.concatenate([hist, seg])[-order:]
-    return out
-
+    t, zf = 0, zi
+    last = a.shape[0] - 1
+    while t < len(e):
+        frame = (t + offset) // hop
+        # the last frame's predictor also serves any samples past it
+        end = len(e) if frame >= last else min(len(e), t + hop - (t + offset) % hop)
+        den = np.concatenate([[1.0], -a[min(frame, last)]])
+        if zf is None or ((t + offset) % hop == 0 and frame <= last):
+            zf = lfiltic([1.0], den, hist[::-1])  # the state after the past outputs
+        out[t:end], zf = lfilter([1.0], den, e[t:end], zi=zf)
+        hist = np.concatenate([hist, out[t:end]])[-order:]
+        t = end
+    return out, hist, zf

@@ -61,8 +61,9 @@ class NoiseShaping:
     def conf(self) -> Dict[str, float]:
         return dict(pre_emphasis=self.pre_emphasis, highpass_hz=self.highpass_hz)
 
-    def analysis(self, wav: np.ndarray) -> np.ndarray:
-        """Natural audio -> the signal the network is trained on, in [-1, 1]."""
+    def analysis(self, wav: np.ndarray, logmel: Optional[np.ndarray] = None) -> np.ndarray:
+        """Natural audio -> the signal the network is trained on, in [-1, 1]
+        (``logmel``: unused; LPC shaping needs it)."""
         if not self.enabled:
             return wav
         b, a = self.analysis_ba
@@ -75,7 +76,8 @@ class NoiseShaping:
         return np.zeros(max(len(a), len(b)) - 1)
 
     def synthesis(
-        self, wav: np.ndarray, state: Optional[np.ndarray] = None
+        self, wav: np.ndarray, state: Optional[np.ndarray] = None,
+        logmel: Optional[np.ndarray] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
         """Generated audio -> waveform in [-1, 1]; returns (audio, filter state)."""
         if not self.enabled:

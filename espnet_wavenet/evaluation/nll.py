@@ -40,7 +40,7 @@ def nll_bits_per_sample(
     device = vocoder.mean.device
     feats = np.array(feats, dtype=np.float32)  # writable copy
     speech = SegmentCollateFn(vocoder.hop, 1).align(
-        uttid, vocoder.shaping.analysis(np.asarray(wav, dtype=np.float32)), feats
+        uttid, vocoder.shaping.analysis(np.asarray(wav, dtype=np.float32), feats), feats
     )
     x = torch.from_numpy(np.ascontiguousarray(speech)).to(device).unsqueeze(0)
     c_up = vocoder.conditioning(torch.from_numpy(feats).to(device))

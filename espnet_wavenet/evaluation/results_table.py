@@ -113,8 +113,11 @@ def append_rows(
     """
     path = Path(results_md)
     cost = training_cost(exp_dir, checkpoint) if exp_dir is not None else None
-    if cost and cost["noise_shaping"]:
-        name += f" (NLL of pre-emphasized audio, a={cost['noise_shaping']['pre_emphasis']})"
+    shaping = (cost or {}).get("noise_shaping") or {}
+    if shaping.get("lpc_order"):
+        name += f" (NLL of the LPC excitation, order {shaping['lpc_order']})"
+    elif shaping.get("pre_emphasis"):
+        name += f" (NLL of pre-emphasized audio, a={shaping['pre_emphasis']})"
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     if _line(HEADER) not in text:
         text = text.rstrip("\n") + ("\n\n" if text else "") + _line(HEADER) + "\n"

@@ -73,7 +73,7 @@ class StreamingVocoder:
         self.n_frames = 0
         self.emitted = 0
         self.finished = False
-        self.shaping_state = None  # de-emphasis filter state across chunks
+        self.shaping_state = None  # de-emphasis / LPC synthesis state across chunks
 
     @property
     def lookahead_frames(self) -> int:
@@ -153,5 +153,8 @@ class StreamingVocoder:
         self.emitted = n1
         if not voc.shaping.enabled:
             return out[0]
-        wav, self.shaping_state = voc.shaping.synthesis(out[0].numpy(), self.shaping_state)
+        logmel = voc.logmel(torch.cat(self.raw), self.normalized)
+        wav, self.shaping_state = voc.shaping.synthesis(
+            out[0].numpy(), self.shaping_state, logmel
+        )
         return torch.from_numpy(wav)

@@ -16,7 +16,7 @@ from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str2bool
 from typeguard import typechecked
 
-from espnet_wavenet.data.noise_shaping import NoiseShaping
+from espnet_wavenet.data.shaping import Shaping, build_shaping
 from espnet_wavenet.distributions import DISTRIBUTIONS
 from espnet_wavenet.features import DEFAULT_FEATS_CONF
 from espnet_wavenet.models.builder import build_wavenet
@@ -76,9 +76,11 @@ class WaveNetVocoderTask(AbsTask):
             "--noise_shaping_conf",
             action=NestedDictAction,
             default=dict(),
-            help="Train on pre-emphasized audio and de-emphasize the generated "
-            "audio (espnet_wavenet.data.noise_shaping): pre_emphasis (0: off; "
-            "e.g. 0.85), highpass_hz (DC high-pass, default 70)",
+            help="Shape the quantization noise (espnet_wavenet.data.shaping): "
+            "pre_emphasis (e.g. 0.85: train on pre-emphasized audio, de-emphasize "
+            "the output) or lpc_order (e.g. 24: train on the LPC excitation from "
+            "the mels, all-pole synthesis of the output); highpass_hz (DC "
+            "high-pass, default 70)",
         )
         group.add_argument(
             "--segment_frames",
@@ -157,9 +159,7 @@ class WaveNetVocoderTask(AbsTask):
     def build_preprocess_fn(
         cls, args: argparse.Namespace, train: bool
     ) -> Optional[Callable[[str, Dict[str, np.array]], Dict[str, np.ndarray]]]:
-        shaping = NoiseShaping.from_conf(
-            getattr(args, "noise_shaping_conf", None), int(args.feats_conf["fs"])
-        )
+        shaping = build_shaping(getattr(args, "noise_shaping_conf", None), args.feats_conf)
         return ShapeSpeech(shaping) if shaping.enabled else None
 
     @classmethod
@@ -228,10 +228,14 @@ class ShapeSpeech:
     cut later has the true filter history at its first sample.
     """
 
-    def __init__(self, shaping: NoiseShaping):
+    def __init__(self, shaping: Shaping):
         self.shaping = shaping
 
     def __call__(self, uid: str, data: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         if "speech" in data:
-            data = dict(data, speech=self.shaping.analysis(data["speech"]))
+            try:
+                speech = self.shaping.analysis(data["speech"], data.get("feats"))
+            except ValueError as e:
+                raise ValueError(f"utterance {uid}: {e}") from e
+            data = dict(data, speech=speech)
         return data

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import yaml
 
-from espnet_wavenet.data.noise_shaping import NoiseShaping
+from espnet_wavenet.data.shaping import build_shaping
 from espnet_wavenet.features import check_feats_conf, feats_problem
 from espnet_wavenet.generation import build_generator
 from espnet_wavenet.generation.interface import FrameGenerator
@@ -67,7 +67,7 @@ class WaveNetVocoder(torch.nn.Module):
             self.feats_conf, self.wavenet_conf, distribution, self.distribution_conf
         )
         self.fs = self.feats_conf["fs"]
-        self.shaping = NoiseShaping.from_conf(noise_shaping_conf, self.fs)
+        self.shaping = build_shaping(noise_shaping_conf, self.feats_conf)
         self.hop = self.feats_conf["hop_length"]
         self.n_mels = self.feats_conf["n_mels"]
         self.normalized = mean is not None
@@ -97,6 +97,13 @@ class WaveNetVocoder(torch.nn.Module):
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         """Denormalized (T, n_mels) -> what the network was trained on."""
         return (feats - self.mean.to(feats.device)) / self.std.to(feats.device)
+
+    def logmel(self, feats: torch.Tensor, normalized: bool = False) -> np.ndarray:
+        """(T, n_mels) as given -> denormalized log-mel, float64 (for LPC shaping)."""
+        feats = feats.detach().cpu().double()
+        if normalized:
+            feats = feats * self.std.cpu().double() + self.mean.cpu().double()
+        return feats.numpy()
 
     def frames(self, feats: torch.Tensor, normalized: bool = False) -> torch.Tensor:
         """(T, n_mels) -> normalized frames with context, (1, n_mels, T + 2 ctx)."""
@@ -145,13 +152,17 @@ class WaveNetVocoder(torch.nn.Module):
         the network drew, before that).
         """
         wavs = self._generate_shaped(feats_list, sids, normalized, seed, names)
-        return wavs if shaped else [self.unshape(w) for w in wavs]
+        if shaped:
+            return wavs
+        return [self.unshape(w, f, normalized) for w, f in zip(wavs, feats_list)]
 
-    def unshape(self, wav: torch.Tensor) -> torch.Tensor:
-        """The network's (noise-shaped) output -> the waveform."""
+    def unshape(self, wav: torch.Tensor, feats: torch.Tensor,
+                normalized: bool = False) -> torch.Tensor:
+        """The network's (noise-shaped) output for ``feats`` -> the waveform."""
         if not self.shaping.enabled:
             return wav
-        return torch.from_numpy(self.shaping.synthesis(wav.cpu().numpy())[0])
+        logmel = self.logmel(self.check_feats(feats), normalized)
+        return torch.from_numpy(self.shaping.synthesis(wav.cpu().numpy(), None, logmel)[0])
 
     def _generate_shaped(self, feats_list, sids, normalized, seed, names) -> List[torch.Tensor]:
         """:meth:`generate` before de-emphasis: the samples the network drew."""

@@ -157,6 +157,15 @@ def test_streaming_equals_offline_with_noise_shaping():
     check_streaming(voc, None)
 
 
+@needs_fast
+def test_streaming_equals_offline_with_lpc_excitation():
+    # the all-pole synthesis sees only the frames that have arrived, carries
+    # its memories across chunks, and ends where one pass would
+    voc = vocoder("mulaw", noise_shaping_conf=dict(lpc_order=16))
+    assert voc.shaping.conf()["lpc_order"] == 16
+    check_streaming(voc, None)
+
+
 def check_streaming(voc: WaveNetVocoder, sid) -> None:
     from espnet_wavenet.generation.streaming import StreamingVocoder
 
