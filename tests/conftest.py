@@ -15,6 +15,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
+# the trained model the project ships (packed, with its model card)
+SHIPPED_MODEL = REPO / "egs" / "kathleen" / "voc1" / "pretrained" / "kathleen_wavenet"
 CONF = REPO / "conf"
 
 # Offline machines: keep ESPnet's optional nltk downloads quiet and fast.

@@ -20,7 +20,9 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--results", required=True, help="the Markdown file (table at its end)")
     p.add_argument("--name", required=True, help="the row's config name")
-    p.add_argument("--exp_dir", required=True, help="exp/<tag>: config.yaml, checkpoint")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--exp_dir", help="exp/<tag>: config.yaml, checkpoint (the cost)")
+    src.add_argument("--model_dir", help="a packed model: its config's provenance (the cost)")
     p.add_argument("--checkpoint", default="checkpoint.pth", help="in --exp_dir")
     p.add_argument("--eval_dir", action="append", required=True,
                    help="SET=DIR: stage 5's output (summary.json) of one set")
@@ -39,9 +41,18 @@ def main(argv=None) -> None:
         if not sep or not set_name or not path:
             raise SystemExit(f"--eval_dir {item!r}: expected SET=DIR")
         eval_dirs[set_name] = path
+    cost, cpu, cores = None, args.cpu or cpu_name(), args.cores or os.cpu_count()
+    if args.model_dir:
+        from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+        cost = WaveNetVocoder.from_pretrained(args.model_dir).provenance
+        if cost is None:
+            logging.warning("%s: no provenance in its config; no training cost", args.model_dir)
+        cpu = args.cpu or (cost or {}).get("cpu", "-")
+        cores = args.cores or (cost or {}).get("cores") or cores
     for line in append_rows(args.results, args.name, eval_dirs, args.exp_dir,
-                            args.cpu or cpu_name(), args.cores or os.cpu_count(),
-                            args.checkpoint):
+                            cpu, cores,
+                            args.checkpoint, cost):
         print(line)
 
 

@@ -7,16 +7,12 @@ and the natural recordings (DNSMOS only) get rows of their own, written once per
 set and evaluation.
 """
 
-import datetime
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-import yaml
-
-from espnet_wavenet.train.checkpoint import load_checkpoint
+from espnet_wavenet.train.cost import training_cost
 
 PathLike = Union[str, Path]
 # (summary key, column title, digits)
@@ -36,29 +32,6 @@ HEADER = (
     ["config", "set", "utts", "train samples", "train h", "CPU-h", "CPU"]
     + [title for _, title, _ in METRIC_COLUMNS]
 )
-
-
-def training_cost(exp_dir: PathLike, checkpoint: str = "checkpoint.pth") -> Dict[str, Any]:
-    """Samples seen and training hours of an ESPnet experiment of this task."""
-    exp = Path(exp_dir)
-    with open(exp / "config.yaml", encoding="utf-8") as f:
-        conf = yaml.safe_load(f)
-    reporter = load_checkpoint(exp / checkpoint)["reporter"]
-    epochs = int(reporter["epoch"])
-    if not conf.get("num_iters_per_epoch") or conf.get("batch_type") != "unsorted":
-        raise ValueError(f"{exp}/config.yaml: samples per epoch are not fixed "
-                         "(needs num_iters_per_epoch and batch_type unsorted)")
-    per_epoch = (conf["num_iters_per_epoch"] * conf["batch_size"]
-                 * conf["segment_frames"] * conf["feats_conf"]["hop_length"])
-    seconds = sum(_seconds(reporter["stats"][e]["train"].get("time", math.nan))
-                  for e in range(1, epochs + 1))
-    return dict(epochs=epochs, samples=epochs * per_epoch, train_hours=seconds / 3600,
-                noise_shaping=conf.get("noise_shaping_conf") or {})
-
-
-def _seconds(t: Any) -> float:
-    """ESPnet's reporter keeps an epoch's ``time`` as a timedelta."""
-    return t.total_seconds() if isinstance(t, datetime.timedelta) else float(t)
 
 
 def _cell(stat: Optional[Dict[str, float]], digits: int) -> str:
@@ -105,14 +78,18 @@ def append_rows(
     cpu: str,
     cores: int,
     checkpoint: str = "checkpoint.pth",
+    cost: Optional[Dict[str, Any]] = None,
 ) -> List[str]:
     """Append the rows of one experiment (and Griffin-Lim, once) to ``results_md``.
 
     ``eval_dirs`` maps a set name to stage 5's output folder (``summary.json``).
-    The file must end with the table (its header is written if the file is new).
+    The cost comes from ``exp_dir``'s checkpoint, or is given (``cost``: a packed
+    model's ``provenance``). The file must end with the table (its header is
+    written if the file is new).
     """
     path = Path(results_md)
-    cost = training_cost(exp_dir, checkpoint) if exp_dir is not None else None
+    if exp_dir is not None:
+        cost = training_cost(exp_dir, checkpoint)
     shaping = (cost or {}).get("noise_shaping") or {}
     if shaping.get("lpc_order"):
         name += f" (NLL of the LPC excitation, order {shaping['lpc_order']})"

@@ -1,6 +1,7 @@
 """Turn an ESPnet experiment (config.yaml + model file) into a packed vocoder."""
 
 import logging
+import os
 from pathlib import Path
 from typing import Optional, Union
 
@@ -8,6 +9,8 @@ import yaml
 
 from espnet_wavenet.generation import PRECISIONS
 from espnet_wavenet.train.checkpoint import load_checkpoint
+from espnet_wavenet.train.cost import cost_of
+from espnet_wavenet.utils.cpu import cpu_name
 from espnet_wavenet.train.ema import shadow_buffer_name
 from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder, load_stats
 
@@ -28,7 +31,16 @@ def vocoder_from_experiment(
     if not isinstance(args, dict) or "feats_conf" not in args:
         raise ValueError(f"{config}: not a config.yaml of espnet_wavenet's task")
     state = load_checkpoint(model_file)  # also checkpoint.pth (reporter's numpy scalars)
+    provenance = None
     if "model" in state and isinstance(state["model"], dict):  # checkpoint.pth
+        if "reporter" in state:
+            try:
+                # cpu: the machine that packs, normally the one that trained
+                provenance = dict(cost_of(args, state["reporter"], str(config)),
+                                  checkpoint=Path(model_file).name, cpu=cpu_name(),
+                                  cores=os.cpu_count())
+            except (ValueError, KeyError) as e:
+                logging.info("no training cost in the pack: %s", e)
         state = state["model"]
     net_state = {k[len("wavenet.") :]: v for k, v in state.items() if k.startswith("wavenet.")}
     if not net_state:
@@ -60,6 +72,7 @@ def vocoder_from_experiment(
     )
     vocoder.net.load_state_dict(net_state)
     vocoder.stats_file = stats_file
+    vocoder.provenance = provenance
     return vocoder.eval()
 
 

@@ -84,6 +84,8 @@ class WaveNetVocoder(torch.nn.Module):
         self.log_scale_min = log_scale_min
         self.seed = seed
         self._generator = None
+        # what training cost (epochs, samples, train_hours), when packed from a checkpoint
+        self.provenance: Optional[Dict[str, Any]] = None
 
     # ---------------------------------------------------------------- features
     def check_feats(self, feats: torch.Tensor, name: str = "feats") -> torch.Tensor:
@@ -216,6 +218,7 @@ class WaveNetVocoder(torch.nn.Module):
                 log_scale_min=self.log_scale_min,
                 seed=self.seed,
             ),
+            **({"provenance": dict(self.provenance)} if self.provenance else {}),
         )
 
     def save_pretrained(
@@ -275,6 +278,7 @@ class WaveNetVocoder(torch.nn.Module):
             vocoder.net.load_state_dict(state)
         except RuntimeError as e:
             raise ValueError(f"{d / WEIGHTS_NAME}: weights do not fit {conf_path}: {e}") from e
+        vocoder.provenance = conf.get("provenance")
         logging.info("loaded WaveNet vocoder from %s (fs=%d)", d, vocoder.fs)
         return vocoder.to(device).eval()
 

@@ -174,6 +174,18 @@ def test_text2speech_uses_wavenet(models, tts):
     torch.testing.assert_close(vocoder.normalize(fed), expected, rtol=1e-4, atol=1e-4)
 
 
+def test_text2speech_loads_the_shipped_model_by_path(models):
+    from conftest import SHIPPED_MODEL
+    from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+    t2s = text2speech(models["fastspeech2"], SHIPPED_MODEL)
+    assert isinstance(t2s.vocoder, WaveNetVocoder)
+    assert t2s.vocoder.provenance["samples"] >= 1e8  # the trained weights, not a fresh net
+    out = t2s("ab")
+    assert out["wav"].shape == (out["feat_gen"].shape[0] * 256,)
+    assert torch.isfinite(out["wav"]).all() and float(out["wav"].abs().max()) <= 1.0
+
+
 def test_prefer_normalized_feats_is_converted(models):
     from espnet_wavenet.integration.espnet_tts import NormalizedInputVocoder
 

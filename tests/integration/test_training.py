@@ -234,7 +234,7 @@ def test_trained_with_noise_shaping_and_a_sample_budget(mini_dump, tmp_path):
     assert conf["max_epoch"] == 3
     assert conf["noise_shaping_conf"] == dict(pre_emphasis=0.85)
     assert int(load_checkpoint(out / "checkpoint.pth")["model"]["ema.num_updates"]) == 9
-    from espnet_wavenet.evaluation.results_table import training_cost
+    from espnet_wavenet.train.cost import training_cost
     cost = training_cost(out)
     assert cost["epochs"] == 3 and cost["samples"] == 9 * per_step
     assert 0 < cost["train_hours"] < 0.1
@@ -244,3 +244,5 @@ def test_trained_with_noise_shaping_and_a_sample_budget(mini_dump, tmp_path):
            cwd=tmp_path)
     voc = WaveNetVocoder.from_pretrained(tmp_path / "pack", generator="reference")
     assert voc.shaping.conf() == dict(pre_emphasis=0.85, highpass_hz=70.0)
+    # the pack says what training cost (the recipes' results rows read it)
+    assert voc.provenance["samples"] == 9 * per_step and voc.provenance["epochs"] == 3

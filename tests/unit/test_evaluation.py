@@ -411,3 +411,7 @@ def test_report_files(tmp_path):
     pesq = summary["systems"]["wavenet"]["pesq_wb"]
     assert cells[HEADER.index("PESQ-WB")] == f"{pesq['mean']:.2f} ± {pesq['ci95']:.2f}"
     assert first[1].startswith("| Griffin-Lim (4 iterations) | eval |")
+    # a packed model's row: its cost comes from its provenance
+    shipped = append_rows(results, "shipped", {"eval": out}, None, "a CPU", 2,
+                          cost=dict(samples=104857600, train_hours=1.5))
+    assert shipped[0].startswith("| shipped | eval | 2 | 105M | 1.50 | 3.00 | a CPU |")

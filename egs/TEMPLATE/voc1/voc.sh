@@ -68,6 +68,7 @@ train_budget_samples=   # train on this many samples (sets max_epoch; budgeted c
 decode_config=conf/decode.yaml
 decode_args=
 inference_model=valid.loss.best.pth
+pretrained_model=       # a packed model dir: stages 4-5 decode and evaluate it (no training)
 eval_args=
 results_md=             # stage 5 appends a row per set to this table (e.g. RESULTS.md)
 
@@ -96,6 +97,8 @@ Usage: $0 [options]   (run from egs/<corpus>/voc1 through run.sh)
   --train_budget_samples N   train on N samples (e.g. 1.05e8), whole epochs
   --results_md FILE          stage 5 appends its rows (cost and metrics) to FILE
   --inference_model FILE     checkpoint to decode/pack (${inference_model})
+  --pretrained_model DIR     decode and evaluate this packed model in stages 4-5 (exp/<tag>,
+                             tag default: pretrained_<dir name>); stages 3 and 6 skip it
   --tts_args / --gta_args    options of scripts/tts_decode.sh / gta_finetune.sh
 EOF2
 )
@@ -109,10 +112,22 @@ fi
 . ./cmd.sh
 
 decode_nj=${decode_nj:-${nj}}
-[ -n "${tag}" ] || tag=$(basename "${train_config}" .yaml)
+if [ -z "${tag}" ] && [ -n "${pretrained_model}" ]; then
+    tag=pretrained_$(basename "${pretrained_model}")
+elif [ -z "${tag}" ]; then
+    tag=$(basename "${train_config}" .yaml)
+fi
 exp=${expdir}/${tag}
 stats_dir=${expdir}/stats
 decode_dir=${exp}/decode_${inference_model%.pth}
+model_dir=${decode_dir}/model   # the packed model stages 4-5 use
+pack_dir=${exp}/pack            # the one stages 7-8 use
+if [ -n "${pretrained_model}" ]; then
+    [ -f "${pretrained_model}/config.yaml" ] || { log "ERROR: ${pretrained_model}/config.yaml not found (--pretrained_model wants a packed model dir)"; exit 1; }
+    decode_dir=${exp}/decode
+    model_dir=${pretrained_model}
+    pack_dir=${pretrained_model}
+fi
 test_sets="${dev_set} ${eval_sets}"
 all_sets="${train_set} ${test_sets}"
 
@@ -234,7 +249,9 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
             --output_dir "${stats_dir}" ${sid_opts} ${model_args} ${stats_args}
 fi
 
-if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ] && [ -n "${pretrained_model}" ]; then
+    log "Stage 3: skipped (--pretrained_model ${pretrained_model})"
+elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "Stage 3: training ${exp} (${train_config}, ngpu=${ngpu}, num_nodes=${num_nodes})"
     check_feats_conf
     mkdir -p "${exp}"
@@ -284,10 +301,14 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
 fi
 
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
-    log "Stage 4: decoding {${test_sets// /,}} with ${exp}/${inference_model} -> ${decode_dir}"
-    [ -e "${exp}/${inference_model}" ] || { log "ERROR: ${exp}/${inference_model} not found: did stage 3 finish?"; exit 1; }
-    ${python} -m espnet_wavenet.bin.pack --config "${exp}/config.yaml" \
-        --model_file "${exp}/${inference_model}" --out_dir "${decode_dir}/model"
+    if [ -n "${pretrained_model}" ]; then
+        log "Stage 4: decoding {${test_sets// /,}} with ${pretrained_model} -> ${decode_dir}"
+    else
+        log "Stage 4: decoding {${test_sets// /,}} with ${exp}/${inference_model} -> ${decode_dir}"
+        [ -e "${exp}/${inference_model}" ] || { log "ERROR: ${exp}/${inference_model} not found: did stage 3 finish?"; exit 1; }
+        ${python} -m espnet_wavenet.bin.pack --config "${exp}/config.yaml" \
+            --model_file "${exp}/${inference_model}" --out_dir "${model_dir}"
+    fi
     sid_decode=""
     for dset in ${test_sets}; do
         out=${decode_dir}/${dset}
@@ -297,7 +318,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         # shellcheck disable=SC2086
         ${decode_cmd} --gpu "${decode_ngpu}" --num_threads 1 JOB=1:"${_nj}" "${out}/log/decode.JOB.log" \
             ${python} -m espnet_wavenet.bin.decode \
-                --model_dir "${decode_dir}/model" --feats_scp "${out}/split${_nj}/JOB/feats.scp" \
+                --model_dir "${model_dir}" --feats_scp "${out}/split${_nj}/JOB/feats.scp" \
                 --out_dir "${out}" --job_tag JOB --decode_config "${decode_config}" \
                 --ngpu "${decode_ngpu}" ${sid_decode} ${decode_args}
         ${python} -m espnet_wavenet.bin.decode --out_dir "${out}" --merge_jobs "${_nj}"
@@ -307,6 +328,9 @@ fi
 
 if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     log "Stage 5: evaluation against natural speech -> ${decode_dir}/<set>/eval"
+    # the training curves and cost: from exp/<tag>, or the packed model's provenance
+    exp_opt="--exp_dir ${exp}"
+    [ -z "${pretrained_model}" ] || exp_opt=""
     for dset in ${test_sets}; do
         sid_eval=""
         "${use_sid}" && sid_eval="--utt2sid ${dumpdir}/${dset}/utt2sid"
@@ -315,7 +339,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             --ref_wav_scp "${dumpdir}/${dset}/wav.scp" \
             --gen_wav_scp "${decode_dir}/${dset}/wav.scp" \
             --feats_scp "${dumpdir}/${dset}/feats.scp" \
-            --model_dir "${decode_dir}/model" --exp_dir "${exp}" \
+            --model_dir "${model_dir}" ${exp_opt} \
             --decode_dir "${decode_dir}/${dset}" --out_dir "${decode_dir}/${dset}/eval" \
             --nj "${nj}" ${sid_eval} ${eval_args}
         for f in "${decode_dir}/${dset}"/eval/*.md; do
@@ -326,12 +350,17 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
         eval_dirs=""
         for dset in ${test_sets}; do eval_dirs+=" --eval_dir ${dset}=${decode_dir}/${dset}/eval"; done
         # shellcheck disable=SC2086
+        name="${tag} (${inference_model})" cost_opt="--exp_dir ${exp}"
+        [ -z "${pretrained_model}" ] || { name=${tag}; cost_opt="--model_dir ${model_dir}"; }
+        # shellcheck disable=SC2086
         ${python} -m espnet_wavenet.bin.results_row --results "${results_md}" \
-            --name "${tag} (${inference_model})" --exp_dir "${exp}" ${eval_dirs}
+            --name "${name}" ${cost_opt} ${eval_dirs}
     fi
 fi
 
-if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ] && [ -n "${pretrained_model}" ]; then
+    log "Stage 6: skipped (--pretrained_model: already packed)"
+elif [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
     log "Stage 6: packing ${exp}/${inference_model} -> ${exp}/pack"
     ${python} -m espnet_wavenet.bin.pack --config "${exp}/config.yaml" \
         --model_file "${exp}/${inference_model}" --out_dir "${exp}/pack"
@@ -342,7 +371,7 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     log "Stage 7: vocoding ESPnet TTS output"
     if [ -x scripts/tts_decode.sh ]; then
         # shellcheck disable=SC2086
-        scripts/tts_decode.sh --python "${python}" --model_dir "${exp}/pack" ${tts_args}
+        scripts/tts_decode.sh --python "${python}" --model_dir "${pack_dir}" ${tts_args}
     else
         log "scripts/tts_decode.sh not found; skipped"
     fi
@@ -352,7 +381,7 @@ if [ ${stage} -le 8 ] && [ ${stop_stage} -ge 8 ]; then
     log "Stage 8: GTA fine-tuning behind ESPnet TTS"
     if [ -x scripts/gta_finetune.sh ]; then
         # shellcheck disable=SC2086
-        scripts/gta_finetune.sh --python "${python}" --vocoder_dir "${exp}/pack" \
+        scripts/gta_finetune.sh --python "${python}" --vocoder_dir "${pack_dir}" \
             --train_config "${train_config}" --nj "${nj}" --ngpu "${ngpu}" \
             --train_dump "${dumpdir}/${train_set}" --train_text "${datadir}/${train_set}/text" \
             --valid_dump "${dumpdir}/${dev_set}" --valid_text "${datadir}/${dev_set}/text" \
