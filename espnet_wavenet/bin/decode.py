@@ -8,6 +8,7 @@ finished utterances; every wav is written atomically.
 """
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -49,7 +50,11 @@ def get_parser() -> argparse.ArgumentParser:
                    help="features are already normalized (ESPnet norm/feats.scp)")
     g.add_argument("--batch_size", type=int, default=1, help="utterances generated together")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--temperature", type=float, default=None)
+    g.add_argument("--temperature", type=float, default=None,
+                   help="mu-law softmax: logits / T, 0: argmax (default: the packed model's)")
+    g.add_argument("--tail", type=float, default=None,
+                   help="mu-law softmax: probability taken from every class before "
+                   "drawing, e.g. 0.002 (default: the packed model's, else 0)")
     g.add_argument("--min_frames", type=int, default=3, help="shorter input is an error")
     g.add_argument("--ngpu", type=int, default=0)
     g.add_argument("--num_threads", type=int, default=None, help="torch CPU threads")
@@ -97,8 +102,9 @@ def main(cmd=None) -> None:
         sys.exit(f"ERROR: cannot load the vocoder: {e}")
     vocoder = vocoder.to(device).eval()
     vocoder.set_generator(args.generator, args.precision)
-    if args.temperature is not None:
-        vocoder.temperature = args.temperature
+    for key in ("temperature", "tail"):
+        if getattr(args, key) is not None:
+            vocoder.sampling = dataclasses.replace(vocoder.sampling, **{key: getattr(args, key)})
     try:
         decode_scp(
             vocoder,

@@ -63,6 +63,14 @@ inline float sample_one(const WnModel& m, const WnCall& c, const float* lg, cons
       for (int i = nv; i < n; ++i) sum += (work[i] = std::exp(work[i] - mx));
       for (int i = 0; i < nv; i += VW) vstore(work + i, vload(work + i) / sum);
       for (int i = nv; i < n; ++i) work[i] /= sum;
+      if (c.tail > 0.0f) {  // as torch's (p - tail).clamp(min=0): classes under it never drawn
+        const vf tv = splat(c.tail), zero{};
+        for (int i = 0; i < nv; i += VW) {
+          const vf d = vload(work + i) - tv;
+          vstore(work + i, d > zero ? d : zero);
+        }
+        for (int i = nv; i < n; ++i) work[i] = std::max(work[i] - c.tail, 0.0f);
+      }
       idx = inverse_cdf(work, n, u[0]);
     }
     *cls_out = m.enc[idx];

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#define WN_ABI_VERSION 10
+#define WN_ABI_VERSION 11
 
 extern "C" {
 
@@ -71,6 +71,7 @@ struct WnCall {
   int64_t noise_bstride;
   int32_t noise_dim;
   float temperature, log_scale_min;
+  float tail;  // mu-law: probability taken from every class before drawing (0: none)
   float* out;  // [b, step]
   int64_t out_bstride;
   float* logits;  // [b, step, O] or null

@@ -6,6 +6,7 @@ from espnet_wavenet.distributions.base import Distribution
 from espnet_wavenet.distributions.gaussian import Gaussian
 from espnet_wavenet.distributions.mixture_logistics import MixtureOfLogistics
 from espnet_wavenet.distributions.mulaw import MuLawSoftmax
+from espnet_wavenet.distributions.sampling import DEFAULT_SAMPLING, Sampling
 
 DISTRIBUTIONS = {
     "mulaw": MuLawSoftmax,
@@ -29,4 +30,6 @@ __all__ = [
     "MixtureOfLogistics",
     "Gaussian",
     "build_distribution",
+    "Sampling",
+    "DEFAULT_SAMPLING",
 ]

@@ -1,8 +1,8 @@
 """Interface shared by the output distributions."""
 
-from typing import Optional
-
 import torch
+
+from espnet_wavenet.distributions.sampling import DEFAULT_SAMPLING, Sampling
 
 
 class Distribution:
@@ -39,13 +39,8 @@ class Distribution:
         """Random numbers for ``length`` steps, (B, T, noise_dim), float32 CPU."""
         return torch.rand(batch, length, self.noise_dim, generator=generator)
 
-    def sample(
-        self,
-        logits: torch.Tensor,
-        noise: torch.Tensor,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-    ) -> torch.Tensor:
+    def sample(self, logits: torch.Tensor, noise: torch.Tensor,
+               sampling: Sampling = DEFAULT_SAMPLING) -> torch.Tensor:
         """logits (B, C), noise (B, noise_dim) -> samples (B,) in [-1, 1]."""
         raise NotImplementedError
 

@@ -1,11 +1,11 @@
 """Single Gaussian output (ClariNet-style), continuous input."""
 
 import math
-from typing import Optional
 
 import torch
 
 from espnet_wavenet.distributions.base import Distribution
+from espnet_wavenet.distributions.sampling import DEFAULT_SAMPLING, Sampling
 
 
 class Gaussian(Distribution):
@@ -36,14 +36,9 @@ class Gaussian(Distribution):
         r = torch.sqrt(-2.0 * torch.log1p(-u[..., :1]))
         return (r * torch.cos(2.0 * math.pi * u[..., 1:])).float()
 
-    def sample(
-        self,
-        logits: torch.Tensor,
-        noise: torch.Tensor,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-    ) -> torch.Tensor:
-        floor = self.log_scale_min if log_scale_min is None else log_scale_min
+    def sample(self, logits: torch.Tensor, noise: torch.Tensor,
+               sampling: Sampling = DEFAULT_SAMPLING) -> torch.Tensor:
+        floor = sampling.floor(self)
         mean = logits[:, 0].float()
         log_std = logits[:, 1].float().clamp(min=floor)
         return (mean + torch.exp(log_std) * noise[:, 0]).clamp(-1.0, 1.0)

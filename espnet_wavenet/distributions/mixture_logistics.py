@@ -1,12 +1,12 @@
 """Discretized mixture of logistics over 16-bit audio (PixelCNN++ / Parallel WaveNet)."""
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
 from espnet_wavenet.distributions.base import Distribution, inverse_cdf
+from espnet_wavenet.distributions.sampling import DEFAULT_SAMPLING, Sampling
 
 
 class MixtureOfLogistics(Distribution):
@@ -66,14 +66,9 @@ class MixtureOfLogistics(Distribution):
         log_probs = log_probs + F.log_softmax(logit_probs, dim=1)
         return -torch.logsumexp(log_probs, dim=1)
 
-    def sample(
-        self,
-        logits: torch.Tensor,
-        noise: torch.Tensor,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-    ) -> torch.Tensor:
-        floor = self.log_scale_min if log_scale_min is None else log_scale_min
+    def sample(self, logits: torch.Tensor, noise: torch.Tensor,
+               sampling: Sampling = DEFAULT_SAMPLING) -> torch.Tensor:
+        floor = sampling.floor(self)
         logit_probs, means, log_scales = self.split(logits.float())
         k = inverse_cdf(torch.softmax(logit_probs, dim=-1), noise[:, 0]).unsqueeze(-1)
         mean = means.gather(1, k).squeeze(1)

@@ -1,11 +1,11 @@
 """256-way mu-law softmax, the paper's output (Sec. 2.2)."""
 
-from typing import Optional
 
 import torch
 import torchaudio
 
 from espnet_wavenet.distributions.base import Distribution, inverse_cdf
+from espnet_wavenet.distributions.sampling import DEFAULT_SAMPLING, Sampling
 
 
 class MuLawSoftmax(Distribution):
@@ -39,16 +39,14 @@ class MuLawSoftmax(Distribution):
             logits, self.encode(x), reduction="none"
         )
 
-    def sample(
-        self,
-        logits: torch.Tensor,
-        noise: torch.Tensor,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-    ) -> torch.Tensor:
-        if temperature <= 0.0:
+    def sample(self, logits: torch.Tensor, noise: torch.Tensor,
+               sampling: Sampling = DEFAULT_SAMPLING) -> torch.Tensor:
+        if sampling.temperature <= 0.0:
             idx = logits.argmax(dim=-1)
         else:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+            if sampling.tail > 0.0:
+                sampling.check_tail(probs.shape[-1])
+                probs = (probs - sampling.tail).clamp_(min=0.0)
             idx = inverse_cdf(probs, noise[:, 0])
         return self.decode(idx)

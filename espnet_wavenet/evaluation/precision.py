@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from espnet_wavenet.data.audio import read_audio, resample
-from espnet_wavenet.distributions import Distribution, MuLawSoftmax
+from espnet_wavenet.distributions import Distribution, MuLawSoftmax, Sampling
 from espnet_wavenet.evaluation.logmel import LogMelDistance
 from espnet_wavenet.features import extract_feats
 from espnet_wavenet.generation.cpu.generator import CompiledGenerator
@@ -161,7 +161,7 @@ def precision_quality(
             for name, s in runs:
                 noise = dist.noise(1, n, torch.Generator().manual_seed(s))
                 gen = gens["float32" if name == "float32_other_noise" else name]
-                out, _ = gen.generate_from_frames([frames], n, noise, g, 1.0)
+                out, _ = gen.generate_from_frames([frames], n, noise, g)
                 mel_db[name].append(logmel(x[0].numpy(), out[0].numpy()))
 
         steps = min(free_run_steps, x.shape[1])
@@ -170,12 +170,12 @@ def precision_quality(
             continue
         noise = dist.noise(1, steps, torch.Generator().manual_seed(seed + i))
         for t in temperatures:
-            base, _ = gens["float32"].generate_from_frames([frames], steps, noise, g, t)
+            base, _ = gens["float32"].generate_from_frames([frames], steps, noise, g, Sampling(t))
             # A trained model's argmax run often settles on one value (silence),
             # which every precision then matches: agreement there means little.
             distinct[t].append(int(base.unique().numel()))
             for p in precisions[1:]:
-                out, _ = gens[p].generate_from_frames([frames], steps, noise, g, t)
+                out, _ = gens[p].generate_from_frames([frames], steps, noise, g, Sampling(t))
                 first, same = _agreement(base[0], out[0], tol)
                 free[t][p]["first"].append(first)
                 free[t][p]["same"] += same

@@ -1,7 +1,7 @@
 """Autoregressive generation: the reference oracle and faster generators.
 
-Every generator has ``generate(c_up, length, noise, g=None, temperature=1.0,
-log_scale_min=None, return_logits=False)`` returning ``(samples, logits)``.
+Every generator has ``generate(c_up, length, noise, g=None, sampling=DEFAULT_SAMPLING,
+return_logits=False)`` returning ``(samples, logits)`` (see ``generation/interface.py``).
 """
 
 import copy

@@ -21,7 +21,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from espnet_wavenet.distributions import Distribution
+from espnet_wavenet.distributions import DEFAULT_SAMPLING, Distribution, Sampling
 from espnet_wavenet.models.wavenet import WaveNet
 
 
@@ -117,7 +117,7 @@ class GpuGenerator:
         self.gate = net.gate_channels
 
     # ------------------------------------------------------------------ step
-    def _step(self, p: _Plan, i: int, temperature: float, floor: Optional[float]) -> None:
+    def _step(self, p: _Plan, i: int, sampling: Sampling) -> None:
         """One sample for the whole batch, reading and writing only ``p``'s buffers."""
         net, R, G = self.net, self.net.residual_channels, self.gate
         h = net.embed_input(self.dist.encode_input(p.prev).unsqueeze(1))[:, :, 0]
@@ -138,17 +138,17 @@ class GpuGenerator:
                 h = (h + rs[:, :R]) * (0.5**0.5)
         logits = net.output_head(skips.unsqueeze(-1))[:, :, 0]
         p.logits[i].copy_(logits)
-        x = self.dist.sample(logits, p.noise[i], temperature, floor)
+        x = self.dist.sample(logits, p.noise[i], sampling)
         p.out[i].copy_(x)
         p.prev.copy_(x)
         p.t.add_(1)
 
-    def _block(self, p: _Plan, temperature: float, floor: Optional[float]) -> None:
+    def _block(self, p: _Plan, sampling: Sampling) -> None:
         for i in range(self.steps_per_graph):
-            self._step(p, i, temperature, floor)
+            self._step(p, i, sampling)
 
-    def _plan(self, batch: int, temperature: float, floor: Optional[float]) -> _Plan:
-        key = (batch, float(temperature), floor)
+    def _plan(self, batch: int, sampling: Sampling) -> _Plan:
+        key = (batch, sampling)
         p = self._plans.get(key)
         if p is None:
             p = _Plan(self, batch, key)
@@ -157,30 +157,24 @@ class GpuGenerator:
                 side = torch.cuda.Stream()
                 side.wait_stream(torch.cuda.current_stream())
                 with torch.cuda.stream(side):
-                    self._block(p, temperature, floor)
+                    self._block(p, sampling)
                 torch.cuda.current_stream().wait_stream(side)
                 p.graph = torch.cuda.CUDAGraph()
                 with torch.cuda.graph(p.graph):
-                    self._block(p, temperature, floor)
+                    self._block(p, sampling)
                 logging.info("captured %d WaveNet steps as one CUDA graph", self.steps_per_graph)
             self._plans[key] = p
         return p
 
     # ------------------------------------------------------------ generation
     @torch.no_grad()
-    def generate(
-        self,
-        c_up: Optional[torch.Tensor],
-        length: int,
-        noise: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        return_logits: bool = False,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Generate ``length`` samples; see :meth:`ReferenceGenerator.generate`."""
+    def generate(self, c_up: Optional[torch.Tensor], length: int, noise: torch.Tensor,
+                 g: Optional[torch.Tensor] = None, sampling: Sampling = DEFAULT_SAMPLING,
+                 return_logits: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``length`` samples in CUDA-graph blocks of ``steps_per_graph``;
+        arguments and result as :meth:`ReferenceGenerator.generate`."""
         dev, batch, n = self.device, noise.shape[0], self.steps_per_graph
-        p = self._plan(batch, temperature, log_scale_min)
+        p = self._plan(batch, sampling)
         p.reset()
         base = self.bias.unsqueeze(0).expand(batch, -1).clone()
         gcond = self.net.global_condition(g.to(dev) if g is not None else None)
@@ -201,7 +195,7 @@ class GpuGenerator:
             if p.graph is not None:
                 p.graph.replay()
             else:
-                self._block(p, temperature, log_scale_min)
+                self._block(p, sampling)
             out[:, s0 : s0 + m] = p.out[:m].t()
             if logits is not None:
                 logits[:, :, s0 : s0 + m] = p.logits[:m].permute(1, 2, 0)

@@ -11,6 +11,7 @@ from typing import List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 import torch
 
+from espnet_wavenet.distributions.sampling import DEFAULT_SAMPLING, Sampling
 from espnet_wavenet.models.wavenet import WaveNet
 
 
@@ -21,29 +22,17 @@ class Generator(Protocol):
     kind: str
     precision: str
 
-    def generate(
-        self,
-        c_up: Optional[torch.Tensor],
-        length: int,
-        noise: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        return_logits: bool = False,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def generate(self, c_up: Optional[torch.Tensor], length: int, noise: torch.Tensor,
+                 g: Optional[torch.Tensor] = None, sampling: Sampling = DEFAULT_SAMPLING,
+                 return_logits: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Upsampled conditioning (B, aux, >= length) -> (samples (B, length), logits)."""
 
 
 @runtime_checkable
 class FrameGenerator(Generator, Protocol):
     def generate_from_frames(
-        self,
-        frames: Sequence[torch.Tensor],
-        length: int,
-        noise: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
+        self, frames: Sequence[torch.Tensor], length: int, noise: torch.Tensor,
+        g: Optional[torch.Tensor] = None, sampling: Sampling = DEFAULT_SAMPLING,
         return_logits: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Context-padded frames per utterance, (aux, T_i + 2 w) -> as :meth:`generate`."""
@@ -57,19 +46,9 @@ class IncrementalGenerator(FrameGenerator, Protocol):
     def context_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Context-padded frames (aux, T + 2 w) -> context-conv output (aux, T)."""
 
-    def run_frames(
-        self,
-        state,
-        frames: List[torch.Tensor],
-        frame_offset: int,
-        n_steps: int,
-        noise: torch.Tensor,
-        out: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        logits: Optional[torch.Tensor] = None,
-        n_frames: Optional[List[int]] = None,
-    ) -> None:
+    def run_frames(self, state, frames: List[torch.Tensor], frame_offset: int, n_steps: int,
+                   noise: torch.Tensor, out: torch.Tensor, g: Optional[torch.Tensor] = None,
+                   sampling: Sampling = DEFAULT_SAMPLING, logits: Optional[torch.Tensor] = None,
+                   n_frames: Optional[List[int]] = None) -> None:
         """Advance ``state`` by ``n_steps`` samples into ``out`` (B, n_steps) from
         context-conv output frames whose first column is frame ``frame_offset``."""

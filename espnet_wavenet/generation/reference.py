@@ -11,7 +11,7 @@ from typing import List, Optional, Tuple
 import torch
 from tqdm import tqdm
 
-from espnet_wavenet.distributions import Distribution
+from espnet_wavenet.distributions import DEFAULT_SAMPLING, Distribution, Sampling
 from espnet_wavenet.models.wavenet import WaveNet
 
 
@@ -27,23 +27,17 @@ class ReferenceGenerator:
         self.dist = dist
 
     @torch.no_grad()
-    def generate(
-        self,
-        c_up: Optional[torch.Tensor],
-        length: int,
-        noise: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        return_logits: bool = False,
-        progress: bool = False,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def generate(self, c_up: Optional[torch.Tensor], length: int, noise: torch.Tensor,
+                 g: Optional[torch.Tensor] = None, sampling: Sampling = DEFAULT_SAMPLING,
+                 return_logits: bool = False, progress: bool = False,
+                 ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Generate ``length`` samples.
 
         Args:
             c_up: upsampled conditioning (B, aux, >= length) or None.
             noise: (B, length, noise_dim) from ``dist.noise``.
             g: speaker ids (B,) or None.
+            sampling: temperature, log-scale floor, tail (see :class:`Sampling`).
         Returns:
             samples (B, length) in [-1, 1], and logits (B, out, length) if asked.
         """
@@ -88,9 +82,7 @@ class ReferenceGenerator:
             logits = net.output_head(skips.unsqueeze(-1))[:, :, 0]
             if logits_all is not None:
                 logits_all.append(logits)
-            prev = self.dist.sample(
-                logits, noise[:, t].to(device), temperature, log_scale_min
-            )
+            prev = self.dist.sample(logits, noise[:, t].to(device), sampling)
             out[:, t] = prev
         logits_out = torch.stack(logits_all, dim=-1) if logits_all is not None else None
         return out, logits_out

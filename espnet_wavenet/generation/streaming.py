@@ -147,7 +147,7 @@ class StreamingVocoder:
         ctx, a = self._context_frames(n0, final)
         total = [self.n_frames] if final else None
         self.gen.run_frames(
-            self.state, [ctx], a, n, noise, out, self.g, voc.temperature, voc.log_scale_min,
+            self.state, [ctx], a, n, noise, out, self.g, voc.sampling,
             n_frames=total,
         )
         self.emitted = n1

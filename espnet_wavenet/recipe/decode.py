@@ -56,6 +56,7 @@ class DecodeStats:
     generator: str = ""  # which ran: fast, reference or gpu
     precision: str = ""  # of the generator's weights
     kernel: Optional[str] = None  # the fast generator's build: ISA level or "native"
+    sampling: Dict = field(default_factory=dict)  # temperature, log_scale_min, tail
     batch_size: int = 1
     device: str = "cpu"
     fs: int = 0
@@ -172,6 +173,7 @@ def decode_scp(
         generator=vocoder.generator.kind,
         precision=vocoder.generator.precision,
         kernel=vocoder.generator.kernel,
+        sampling=asdict(vocoder.sampling),
         batch_size=batch_size,
         device=device,
         fs=fs,
@@ -256,7 +258,7 @@ def merge_jobs(out_dir: PathLike, job_tags: Sequence[str]) -> DecodeStats:
         for key in ("utterances", "decoded", "skipped", "samples"):
             setattr(merged, key, getattr(merged, key) + int(job[key]))
         merged.wall_seconds += float(job["wall_seconds"])
-        for key in ("generator", "precision", "kernel", "batch_size"):
+        for key in ("generator", "precision", "kernel", "sampling", "batch_size"):
             setattr(merged, key, job.get(key, getattr(merged, key)))
         merged.device, merged.fs = job["device"], job["fs"]
     lines.sort(key=lambda s: sort_key(s.split(maxsplit=1)[0]))

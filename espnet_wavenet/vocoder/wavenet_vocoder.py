@@ -9,6 +9,7 @@ import torch
 import yaml
 
 from espnet_wavenet.data.shaping import build_shaping
+from espnet_wavenet.distributions import Sampling
 from espnet_wavenet.features import check_feats_conf, feats_problem
 from espnet_wavenet.generation import build_generator
 from espnet_wavenet.generation.interface import FrameGenerator
@@ -55,6 +56,7 @@ class WaveNetVocoder(torch.nn.Module):
         precision: str = "float32",
         temperature: float = 1.0,
         log_scale_min: Optional[float] = None,
+        tail: float = 0.0,
         seed: int = 0,
         noise_shaping_conf: Optional[Dict[str, Any]] = None,
     ):
@@ -80,8 +82,7 @@ class WaveNetVocoder(torch.nn.Module):
             self.register_buffer(name, torch.from_numpy(v.copy()))
         self.generator_kind = generator
         self.precision = precision
-        self.temperature = temperature
-        self.log_scale_min = log_scale_min
+        self.sampling = Sampling(temperature, log_scale_min, tail)
         self.seed = seed
         self._generator = None
         # what training cost (epochs, samples, train_hours), when packed from a checkpoint
@@ -185,7 +186,7 @@ class WaveNetVocoder(torch.nn.Module):
             # Frame-rate conditioning: the generator upsamples (after projecting).
             frames = [self.frames(f, normalized)[0] for f in feats_list]
             wav, _ = gen.generate_from_frames(
-                frames, longest, noise, g, self.temperature, self.log_scale_min
+                frames, longest, noise, g, self.sampling
             )
             return [wav[i, : lengths[i]].cpu() for i in range(len(feats_list))]
         # Upsample each utterance alone: padding never reaches the conditioning.
@@ -194,7 +195,7 @@ class WaveNetVocoder(torch.nn.Module):
         c_up = torch.zeros(len(feats_list), self.n_mels, longest, device=device)
         for i, f in enumerate(feats_list):
             c_up[i, :, : lengths[i]] = self.conditioning(f, normalized)[0].to(device)
-        wav, _ = gen.generate(c_up, longest, noise, g, self.temperature, self.log_scale_min)
+        wav, _ = gen.generate(c_up, longest, noise, g, self.sampling)
         return [wav[i, : lengths[i]].cpu() for i in range(len(feats_list))]
 
     @torch.no_grad()
@@ -214,8 +215,9 @@ class WaveNetVocoder(torch.nn.Module):
             normalize="global_mvn" if self.normalized else None,
             generation=dict(
                 precision=self.precision,
-                temperature=self.temperature,
-                log_scale_min=self.log_scale_min,
+                temperature=self.sampling.temperature,
+                log_scale_min=self.sampling.log_scale_min,
+                tail=self.sampling.tail,
                 seed=self.seed,
             ),
             **({"provenance": dict(self.provenance)} if self.provenance else {}),

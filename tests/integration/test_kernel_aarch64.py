@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from nets import needs_fast, tiny
+from espnet_wavenet.distributions import DEFAULT_SAMPLING
 from espnet_wavenet.generation.cpu import abi, build
 from espnet_wavenet.generation.cpu.generator import CompiledGenerator
 from espnet_wavenet.generation.cpu.packing import pack
@@ -86,7 +87,7 @@ def teacher_forced(gen: CompiledGenerator, steps: int, panel: int = 0):
         B=batch, n_steps=steps, t0=0, ring_bstride=a["rings"].shape[1],
         cond_bstride=cond.stride(0), cond_tstride=width, cond_t0=0,
         noise_bstride=a["noise"].stride(0), noise_dim=dist.noise_dim, temperature=1.0,
-        log_scale_min=gen._floor(None), out_bstride=steps,
+        log_scale_min=DEFAULT_SAMPLING.floor(dist), out_bstride=steps,
         logits_bstride=a["logits"].stride(0), n_threads=1, cond_mode=0, split=0,
         forced_bstride=steps,
         **{k: v.data_ptr() for k, v in a.items()},

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nets import DISTS, needs_fast, tiny
+from espnet_wavenet.distributions import Sampling
 from espnet_wavenet.generation import build_generator
 from espnet_wavenet.generation.cpu import build, loader
 from espnet_wavenet.generation.cpu.generator import CompiledGenerator, compiled_available
@@ -64,14 +65,34 @@ def test_every_installed_level_equals_reference(level, monkeypatch):
 @pytest.mark.parametrize("temperature", [0.0, 0.6])
 def test_mulaw_temperature_and_argmax(temperature):
     _, net, d = tiny("mulaw")
-    compare("mulaw", net, d, 400, temperature=temperature)
+    compare("mulaw", net, d, 400, sampling=Sampling(temperature))
+
+
+@needs_fast
+def test_mulaw_tail_cut_never_draws_the_tail():
+    _, net, d = tiny("mulaw")
+    # 1/256 = 0.0039: a tail of 0.003 leaves only the likely classes of a tiny net
+    cut = Sampling(temperature=1.0, tail=0.003)
+    a = compare("mulaw", net, d, 500, sampling=cut)
+    b = compare("mulaw", net, d, 500)
+    assert not torch.equal(a, b)
+    # every drawn class had at least the tail's probability
+    c_up = torch.randn(2, net.aux_channels, 500, generator=torch.Generator().manual_seed(1))
+    noise = d.noise(2, 500, torch.Generator().manual_seed(2))
+    out, lg = CompiledGenerator(net, d).generate(c_up, 500, noise, None, cut, return_logits=True)
+    probs = torch.softmax(lg, dim=1)  # (B, O, T)
+    drawn = probs.gather(1, d.encode(out).unsqueeze(1))[:, 0]
+    assert float(drawn.min()) >= 0.003
+    assert float(probs.min()) < 0.003  # there was a tail to cut
+    with pytest.raises(ValueError, match="tail 0.004 must be below 1 / 256"):
+        CompiledGenerator(net, d).generate(c_up, 10, noise, None, Sampling(tail=0.004))
 
 
 @needs_fast
 @pytest.mark.parametrize("dist", ["mol", "gaussian"])
 def test_log_scale_floor(dist):
     _, net, d = tiny(dist)
-    a = compare(dist, net, d, 300, log_scale_min=0.5)
+    a = compare(dist, net, d, 300, sampling=Sampling(log_scale_min=0.5))
     b = compare(dist, net, d, 300)
     assert not torch.equal(a, b)  # the floor changed the samples
 

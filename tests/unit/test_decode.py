@@ -87,6 +87,21 @@ def test_ark_and_npy_decode_and_rerun_skips(model_dir, tmp_path):
     assert sf.info(str(out / "wav" / "b.wav")).frames == 4 * HOP
 
 
+def test_sampling_options_reach_the_generator(model_dir, tmp_path):
+    scp = write_ark(tmp_path / "in", {"a": feats(3, 1)})
+    wavs = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"argmax{seed}"
+        run(model_dir, scp, out, "--temperature", "0", "--tail", "0.002", "--seed", seed)
+        stats = json.loads((out / "decode_stats.json").read_text())
+        assert stats["sampling"] == dict(temperature=0.0, log_scale_min=None, tail=0.002)
+        wavs.append(sf.read(str(out / "wav" / "a.wav"))[0])
+    # argmax draws nothing at random: the seed cannot matter
+    assert np.array_equal(wavs[0], wavs[1])
+    run(model_dir, scp, tmp_path / "sampled", "--seed", "1")
+    assert not np.array_equal(sf.read(str(tmp_path / "sampled" / "wav" / "a.wav"))[0], wavs[0])
+
+
 @pytest.mark.skipif(loader.load_library() is None, reason="fast kernel not built")
 def test_decode_precision_option(model_dir, tmp_path):
     # --precision reaches the fast generator and is recorded (that int8 really

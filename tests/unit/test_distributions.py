@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchaudio
 
-from espnet_wavenet.distributions import build_distribution
+from espnet_wavenet.distributions import Sampling, build_distribution
 
 
 def test_mulaw_loss_lowest_for_true_class():
@@ -47,10 +47,10 @@ def test_mulaw_sampling_controls():
     dist = build_distribution("mulaw")
     logits = torch.randn(4, 256)
     noise = torch.rand(4, 1)
-    argmax = dist.sample(logits, noise, temperature=0.0)
+    argmax = dist.sample(logits, noise, Sampling(temperature=0.0))
     assert torch.equal(argmax, dist.decode(logits.argmax(-1)))
     # low temperature concentrates on the mode
-    cold = dist.sample(logits, noise, temperature=1e-3)
+    cold = dist.sample(logits, noise, Sampling(temperature=1e-3))
     assert torch.equal(cold, argmax)
 
 
@@ -108,7 +108,7 @@ def test_gaussian_sample_moments_and_floor():
     # a log-scale floor widens a too-sharp distribution
     sharp = torch.zeros(n, 2)
     sharp[:, 1] = -20.0
-    wide = dist.sample(sharp, dist.noise(n, 1, gen)[:, 0], log_scale_min=math.log(0.1))
+    wide = dist.sample(sharp, dist.noise(n, 1, gen)[:, 0], Sampling(log_scale_min=math.log(0.1)))
     assert abs(wide.std().item() - 0.1) < 0.005
 
 

@@ -27,7 +27,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from espnet_wavenet.distributions import Distribution
+from espnet_wavenet.distributions import DEFAULT_SAMPLING, Distribution, MuLawSoftmax, Sampling
 from espnet_wavenet.generation.cpu import abi, loader
 from espnet_wavenet.generation.cpu.packing import PackedNet, dist_code, pack
 from espnet_wavenet.layers.sample_coefficients import SampleCoefficients
@@ -188,18 +188,14 @@ class CompiledGenerator:
             if x is not None and (x.dtype != torch.float32 or x.stride(-1) != 1):
                 raise ValueError(f"{name} must be float32 with unit last stride")
 
-    def _floor(self, log_scale_min: Optional[float]) -> float:
-        floor = log_scale_min
-        if floor is None:
-            floor = getattr(self.dist, "log_scale_min", None)
-        return float(floor) if floor is not None else -math.inf
-
-    def _loop(self, state, n_steps, chunk, project, noise, out, temperature, floor, logits,
+    def _loop(self, state, n_steps, chunk, project, noise, out, sampling: Sampling, logits,
               forced=None):
         """Run the kernel chunk by chunk; ``project(s0, n)`` gives the chunk's
         conditioning as (call fields, tensors to keep alive).  ``forced``:
         (classes int32, values float32), both (B, >= n_steps): teacher forcing."""
         batch = state["rings"].shape[0]
+        if sampling.tail > 0.0 and isinstance(self.dist, MuLawSoftmax):
+            sampling.check_tail(self.dist.quantization_channels)
         # The projection of chunk k+1 runs on a helper thread while the kernel
         # generates chunk k (both release the GIL).
         starts = list(range(0, n_steps, chunk))
@@ -233,8 +229,9 @@ class CompiledGenerator:
                 noise=noise[:, s0:].data_ptr(),
                 noise_bstride=noise.stride(0),
                 noise_dim=noise.shape[2],
-                temperature=float(temperature),
-                log_scale_min=floor,
+                temperature=float(sampling.temperature),
+                log_scale_min=sampling.floor(self.dist),
+                tail=float(sampling.tail),
                 out=out[:, s0:].data_ptr(),
                 out_bstride=out.stride(0),
                 logits=lg.data_ptr() if lg is not None else None,
@@ -249,18 +246,9 @@ class CompiledGenerator:
             state["t"] = t0 + n
 
     @torch.no_grad()
-    def run(
-        self,
-        state: dict,
-        c_up: Optional[torch.Tensor],
-        n_steps: int,
-        noise: torch.Tensor,
-        out: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        logits: Optional[torch.Tensor] = None,
-    ) -> None:
+    def run(self, state: dict, c_up: Optional[torch.Tensor], n_steps: int, noise: torch.Tensor,
+            out: torch.Tensor, g: Optional[torch.Tensor] = None,
+            sampling: Sampling = DEFAULT_SAMPLING, logits: Optional[torch.Tensor] = None) -> None:
         """Advance ``state`` by ``n_steps`` samples.
 
         ``c_up`` (B, aux, >= n_steps), ``noise`` (B, >= n_steps, dim), ``out``
@@ -291,8 +279,7 @@ class CompiledGenerator:
             )
             return fields, cond
 
-        self._loop(state, n_steps, chunk, project, noise, out, temperature,
-                   self._floor(log_scale_min), logits)
+        self._loop(state, n_steps, chunk, project, noise, out, sampling, logits)
 
     # ------------------------------------------- frame-rate conditioning
     # The aux projection runs at frame rate (hop times fewer rows) on the
@@ -304,21 +291,10 @@ class CompiledGenerator:
         return self.net.upsample.context(frames.detach().cpu().float().unsqueeze(0))[0]
 
     @torch.no_grad()
-    def run_frames(
-        self,
-        state: dict,
-        frames,
-        frame_offset: int,
-        n_steps: int,
-        noise: torch.Tensor,
-        out: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        logits: Optional[torch.Tensor] = None,
-        n_frames=None,
-        forced=None,
-    ) -> None:
+    def run_frames(self, state: dict, frames, frame_offset: int, n_steps: int,
+                   noise: torch.Tensor, out: torch.Tensor, g: Optional[torch.Tensor] = None,
+                   sampling: Sampling = DEFAULT_SAMPLING, logits: Optional[torch.Tensor] = None,
+                   n_frames=None, forced=None) -> None:
         """Advance ``state`` by ``n_steps`` samples from frame-rate conditioning.
 
         ``frames``: per stream, context-conv output frames (aux, T_avail) (see
@@ -365,8 +341,7 @@ class CompiledGenerator:
             )
             return fields, (proj, fidx, coef)
 
-        self._loop(state, n_steps, CHUNK, project, noise, out, temperature,
-                   self._floor(log_scale_min), logits, forced)
+        self._loop(state, n_steps, CHUNK, project, noise, out, sampling, logits, forced)
 
     @torch.no_grad()
     def teacher_forced_logits(
@@ -393,14 +368,8 @@ class CompiledGenerator:
 
     @torch.no_grad()
     def generate_from_frames(
-        self,
-        frames,
-        length: int,
-        noise: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        return_logits: bool = False,
+        self, frames, length: int, noise: torch.Tensor, g: Optional[torch.Tensor] = None,
+        sampling: Sampling = DEFAULT_SAMPLING, return_logits: bool = False,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Like :meth:`generate`, from frame-rate conditioning: ``frames`` is a list
         of (aux, T_i + 2 * aux_context_window) context-padded feature frames (what
@@ -409,7 +378,7 @@ class CompiledGenerator:
         upsampled, zero-padded batch.  Equal to :meth:`generate` on the
         upsampled conditioning up to float rounding (sums reassociated)."""
         if self.net.upsample is None or self._pack().aux_w is None:
-            return self.generate(None, length, noise, g, temperature, log_scale_min, return_logits)
+            return self.generate(None, length, noise, g, sampling, return_logits)
         batch = noise.shape[0]
         if noise.shape[1] < length:
             raise ValueError(f"noise has {noise.shape[1]} steps, {length} needed")
@@ -419,24 +388,18 @@ class CompiledGenerator:
         out = torch.empty(batch, length)
         logits = torch.empty(batch, length, self.net.out_channels) if return_logits else None
         if length > 0:
-            self.run_frames(state, ctx, 0, length, noise, out, g, temperature, log_scale_min,
-                            logits, n_frames=[c.shape[-1] for c in ctx])
+            self.run_frames(state, ctx, 0, length, noise, out, g, sampling, logits,
+                            n_frames=[c.shape[-1] for c in ctx])
         if logits is not None:
             logits = logits.transpose(1, 2).contiguous()
         return out, logits
 
     @torch.no_grad()
-    def generate(
-        self,
-        c_up: Optional[torch.Tensor],
-        length: int,
-        noise: torch.Tensor,
-        g: Optional[torch.Tensor] = None,
-        temperature: float = 1.0,
-        log_scale_min: Optional[float] = None,
-        return_logits: bool = False,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Generate ``length`` samples; see :meth:`ReferenceGenerator.generate`."""
+    def generate(self, c_up: Optional[torch.Tensor], length: int, noise: torch.Tensor,
+                 g: Optional[torch.Tensor] = None, sampling: Sampling = DEFAULT_SAMPLING,
+                 return_logits: bool = False) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """``length`` samples through the kernel, the conditioning projected in
+        chunks; arguments and result as :meth:`ReferenceGenerator.generate`."""
         batch = noise.shape[0]
         if noise.shape[1] < length:
             raise ValueError(f"noise has {noise.shape[1]} steps, {length} needed")
@@ -449,7 +412,7 @@ class CompiledGenerator:
         out = torch.empty(batch, length)
         logits = torch.empty(batch, length, self.net.out_channels) if return_logits else None
         if length > 0:
-            self.run(state, c_up, length, noise, out, g, temperature, log_scale_min, logits)
+            self.run(state, c_up, length, noise, out, g, sampling, logits)
         if logits is not None:
             logits = logits.transpose(1, 2).contiguous()
         return out, logits
