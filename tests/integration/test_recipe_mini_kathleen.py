@@ -32,6 +32,10 @@ def make_recipe_copy(root: Path) -> Path:
         ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"),
     )
     (root / "conf").symlink_to(REPO / "conf")
+    # the shipped model, which the demo's stages 4-5 decode beside its own
+    shipped = root / "egs" / "kathleen" / "voc1" / "pretrained"
+    shipped.parent.mkdir(parents=True)
+    shipped.symlink_to(REPO / "egs" / "kathleen" / "voc1" / "pretrained")
     if (REPO / ".venv").exists():
         (root / ".venv").symlink_to(REPO / ".venv")
     return recipe
@@ -58,8 +62,10 @@ def make_small_db(db: Path, n_train: int = 6, n_test: int = 2) -> Path:
     return db
 
 
-def run_recipe(recipe: Path, *args: str, check: bool = True, timeout: int = 600):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+def run_recipe(recipe: Path, *args: str, check: bool = True, timeout: int = 600,
+               env: dict = None):
+    env = dict(env or os.environ, OMP_NUM_THREADS="1",
+               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     proc = subprocess.run(
         ["bash", "./run.sh", *args], cwd=recipe, env=env, timeout=timeout,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -106,12 +112,20 @@ def test_stages_0_to_6(recipe_run):
     voc = WaveNetVocoder.from_pretrained(r / "exp" / "tiny" / "pack")
     assert voc.fs == 22050 and voc.hop == 256 and voc.normalized
     # the budget: 20,000 samples at 3 x 2 segments of 8 x 256 an epoch -> 2 epochs
-    rows = (r / "RESULTS.md").read_text().strip().splitlines()[-6:]
-    assert [row.split("|")[1:3] for row in rows] == [
+    rows = (r / "RESULTS.md").read_text().strip().splitlines()[-7:]
+    assert [row.split("|")[1:3] for row in rows[:6]] == [
         [f" {name} ", f" {s} "] for s in ("dev", "eval")
         for name in ("tiny (valid.loss.best.pth)", "Griffin-Lim (2 iterations)", "natural speech")
     ]
     assert rows[0].split("|")[4] == f" {2 * 3 * 2 * 8 * 256} "
+    # the shipped model on the same eval utterances, its cost from its pack
+    shipped = WaveNetVocoder.from_pretrained(
+        REPO / "egs" / "kathleen" / "voc1" / "pretrained" / "kathleen_wavenet")
+    cells = [c.strip() for c in rows[6].split("|")[1:5]]
+    assert cells == ["pretrained_kathleen_wavenet", "eval", "2",
+                     f"{shipped.provenance['samples'] / 1e6:.0f}M"]
+    assert (r / "exp" / "pretrained_kathleen_wavenet" / "decode" / "eval" / "eval"
+            / "summary.md").is_file()
 
 
 def test_training_config_must_match_the_recipe_features(recipe_run):
@@ -131,7 +145,8 @@ def test_training_config_must_match_the_recipe_features(recipe_run):
 
 def test_rerun_of_decoding_skips_finished(recipe_run):
     proc = run_recipe(recipe_run, "--stage", "4", "--stop_stage", "4")
-    assert proc.stdout.count("(0 decoded, 1 skipped)") == 4, proc.stdout[-3000:]
+    # dev and eval of the tiny model, eval of the shipped one: 2 jobs each
+    assert proc.stdout.count("(0 decoded, 1 skipped)") == 6, proc.stdout[-3000:]
 
 
 def test_features_equal_espnet_tts_feats_extract(recipe_run, monkeypatch):
@@ -274,3 +289,51 @@ def test_two_node_rendezvous_trains_as_one_process(tmp_path):
     assert two.keys() == one.keys()
     for k in one:  # DDP averages the two ranks' gradients: the same up to rounding
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+# ------------------------------------------------------------------- Slurm
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A single-node Slurm from Debian's packages (installed here when missing)."""
+    import slurm_cluster
+
+    reason = slurm_cluster.ensure_installed()
+    if reason:
+        pytest.skip(reason)
+    with slurm_cluster.SlurmCluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster
+
+
+def test_stages_run_through_a_real_slurm(slurm, tmp_path):
+    recipe = make_recipe_copy(tmp_path)
+    db = make_small_db(tmp_path / "small_db")
+    env = dict(slurm.env, VOC_BACKEND="slurm")
+    run_recipe(recipe, "--stage", "0", "--stop_stage", "4", "--db_root", str(db), "--nj", "2",
+               "--train_args", "--num_iters_per_epoch 3 --batch_size 2 --max_epoch 1",
+               "--decode_args", "--batch_size 4", env=env)
+    # every stage's jobs went to Slurm as job arrays (sbatch --wait) ...
+    ids = {p.name: p.read_text().strip() for p in recipe.rglob("slurm/*.id")}
+    assert {"feats.array.id", "train.id", "decode.array.id"} <= set(ids), ids
+    done = re.findall(r"_job_complete: JobId=(\d+)\S* done", slurm.log())
+    for name, job in ids.items():
+        assert job.split(";")[0] in done, (name, job)
+    # ... with their logs where the local backend writes them
+    for log in [recipe / "dump" / s / "log" / f"feats.{j}.log" for s in ("train", "eval") for j in (1, 2)] \
+            + [recipe / "exp" / "tiny" / "train.log"]:
+        assert "# exit code 0," in log.read_text(), log
+    assert (recipe / "exp" / "tiny" / "checkpoint.pth").is_file()
+    assert len(list((recipe / "exp" / "tiny" / "decode_valid.loss.best" / "eval" / "wav").glob("*.wav"))) == 2
+
+    # A failed job stops its stage, naming its log.
+    wav_scp = recipe / "data" / "dev" / "wav.scp"
+    lines = wav_scp.read_text().splitlines()
+    utt = lines[1].split()[0]
+    lines[1] = f"{utt} {tmp_path / 'gone.flac'}"
+    wav_scp.write_text("\n".join(lines) + "\n")
+    proc = run_recipe(recipe, "--stage", "1", "--stop_stage", "2", "--nj", "2", env=env,
+                      check=False)
+    assert proc.returncode != 0
+    failed = recipe / "dump" / "dev" / "log" / "feats.2.log"
+    assert f"failed; see dump/dev/log/feats.2.log" in proc.stdout, proc.stdout[-3000:]
+    assert "gone.flac" in failed.read_text()
+    assert "Stage 2" not in proc.stdout

@@ -284,12 +284,15 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     # every core (one thread ran it at half the speed on 2 cores).
     budget_opts=""
     [ -n "${train_budget_samples}" ] && budget_opts="--train_budget_samples ${train_budget_samples}"
-    thread_opts=""
+    # GPU jobs get cmd.sh's GPU resources; CPU training its CPU ones (a Slurm
+    # CPU node has no use for the GPU job's memory and week-long limit)
+    thread_opts="" job_cmd=${cuda_cmd}
     if [ "${ngpu}" -eq 0 ]; then
         thread_opts="--num_threads ${train_threads:-$(env -u OMP_NUM_THREADS nproc)}"
+        job_cmd=${train_cmd}
     fi
     # shellcheck disable=SC2046,SC2086
-    ${cuda_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" ${thread_opts} "${train_log}" \
+    ${job_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" ${thread_opts} "${train_log}" \
         ${launcher} -m espnet_wavenet.bin.train \
             --config "${train_config}" --ngpu "${ngpu}" --resume true \
             --normalize_conf "stats_file=${stats_dir}/train/feats_stats.npz" \

@@ -34,7 +34,9 @@ for ((i = 0; i + 1 < ${#args[@]}; i++)); do
     esac
 done
 if [ "${stage}" -le 5 ] && [ "${stop_stage}" -ge 4 ]; then
-    ./voc.sh "${common[@]}" --pretrained_model ../../kathleen/voc1/pretrained/kathleen_wavenet \
-        --dev_set "" --stage "$(( stage > 4 ? stage : 4 ))" --stop_stage "$(( stop_stage < 5 ? stop_stage : 5 ))"
-    [ -f exp/RESULTS.md ] && { echo "== exp/RESULTS.md" >&2; cat exp/RESULTS.md >&2; }
+    ./voc.sh "${common[@]}" "$@" \
+        --pretrained_model ../../kathleen/voc1/pretrained/kathleen_wavenet \
+        --tag pretrained_kathleen_wavenet --dev_set "" \
+        --stage "$(( stage > 4 ? stage : 4 ))" --stop_stage "$(( stop_stage < 5 ? stop_stage : 5 ))"
 fi
+[ ! -f exp/RESULTS.md ] || { echo "== exp/RESULTS.md" >&2; cat exp/RESULTS.md >&2; }

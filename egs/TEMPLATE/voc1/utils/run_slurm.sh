@@ -64,7 +64,14 @@ opts=(--parsable --wait --job-name "${name}" --array "${first}-${last}${max_jobs
 [ -n "${SLURM_ACCOUNT:-}" ] && opts+=(--account "${SLURM_ACCOUNT}")
 # shellcheck disable=SC2086
 if ! sbatch "${opts[@]}" ${SBATCH_EXTRA_OPTS:-} "${script}" > "${logdir}/slurm/${name}.id"; then
-    echo "$0: a task of job array ${name} failed; see ${log_pattern//JOB/<index>}" >&2
+    # Name the logs of the tasks that did not end well (a task killed by Slurm
+    # never writes its exit code; sbatch's own error goes to its .out file).
+    failed=""
+    for (( i = first; i <= last; i++ )); do
+        log=${log_pattern//JOB/${i}}
+        grep -q "^# exit code 0," "${log}" 2> /dev/null || failed+=" ${log}"
+    done
+    echo "$0: job array ${name} ($(cat "${logdir}/slurm/${name}.id" 2> /dev/null)) failed; see${failed:- ${logdir}/slurm/${name}.*.out}" >&2
     exit 1
 fi
 exit 0
