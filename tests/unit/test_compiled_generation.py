@@ -260,16 +260,23 @@ def test_fallback_without_extension(monkeypatch, caplog):
         assert torch.equal(voc.generate([feats(1, 0)], seed=3)[0], wav)
 
 
+def gpu_case(dist: str, length: int):
+    """A two-speaker tiny net, its inputs and the reference's output for the GPU tests."""
+    _, net, d = tiny(dist, 2)
+    g = torch.tensor([1, 0])
+    c_up = torch.randn(2, 80, length)
+    noise = d.noise(2, length, torch.Generator().manual_seed(4))
+    ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
+    return net, d, c_up, noise, g, ref, ref_lg
+
+
 @pytest.mark.parametrize("dist", ["mulaw", "mol"])
 def test_gpu_step_arithmetic_eager_on_cpu(dist):
     # The CUDA-graph generator's step, run eagerly on the CPU, against the oracle.
     from espnet_wavenet.generation.gpu import GpuGenerator
 
-    _, net, d = tiny(dist, 2)
-    length, g = 150, torch.tensor([1, 0])
-    c_up = torch.randn(2, 80, length)
-    noise = d.noise(2, length, torch.Generator().manual_seed(4))
-    ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
+    length = 150
+    net, d, c_up, noise, g, ref, ref_lg = gpu_case(dist, length)
     gen = GpuGenerator(net, d, steps_per_graph=64, use_graphs=False)
     out, lg = gen.generate(c_up, length, noise, g, return_logits=True)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=0)
@@ -281,11 +288,8 @@ def test_gpu_step_arithmetic_eager_on_cpu(dist):
 def test_gpu_graphs_equal_reference(dist):
     from espnet_wavenet.generation.gpu import GpuGenerator
 
-    _, net, d = tiny(dist, 2)
-    length, g = 600, torch.tensor([1, 0])
-    c_up = torch.randn(2, 80, length)
-    noise = d.noise(2, length, torch.Generator().manual_seed(4))
-    ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True)
+    length = 600
+    net, d, c_up, noise, g, ref, ref_lg = gpu_case(dist, length)
     net = net.cuda()
     gen = build_generator(net, d, "gpu")  # by name: auto decodes on the CPU (unverified)
     assert isinstance(gen, GpuGenerator) and gen.use_graphs
