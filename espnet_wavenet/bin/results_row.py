@@ -45,9 +45,12 @@ def main(argv=None) -> None:
     if args.model_dir:
         from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
 
-        cost = WaveNetVocoder.from_pretrained(args.model_dir).provenance
+        voc = WaveNetVocoder.from_pretrained(args.model_dir)
+        cost = voc.provenance
         if cost is None:
             logging.warning("%s: no provenance in its config; no training cost", args.model_dir)
+        else:  # what its NLL is of (the row's name says)
+            cost = dict(cost, noise_shaping=voc.shaping.conf() if voc.shaping.enabled else {})
         cpu = args.cpu or (cost or {}).get("cpu", "-")
         cores = args.cores or (cost or {}).get("cores") or cores
     for line in append_rows(args.results, args.name, eval_dirs, args.exp_dir,
