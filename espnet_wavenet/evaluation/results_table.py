@@ -84,8 +84,8 @@ def append_rows(
 
     ``eval_dirs`` maps a set name to stage 5's output folder (``summary.json``).
     The cost comes from ``exp_dir``'s checkpoint, or is given (``cost``: a packed
-    model's ``provenance``). The file must end with the table (its header is
-    written if the file is new).
+    model's ``provenance``). The rows go after the last row of the table (whose
+    header is written at the end if the file has none); text after it stays.
     """
     path = Path(results_md)
     if exp_dir is not None:
@@ -111,7 +111,13 @@ def append_rows(
                 line = _line(rows_for(label, set_name, summary, None, cpu, cores, system))
                 if line not in text and line not in new:
                     new.append(line)
-    text = text.rstrip("\n") + "\n" + "\n".join(new) + "\n"
+    # after the table's last row: notes written below the table stay below it
+    lines = text.rstrip("\n").split("\n")
+    end = lines.index(_line(HEADER)) + 2
+    while end < len(lines) and lines[end].startswith("| "):
+        end += 1
+    lines[end:end] = new
+    text = "\n".join(lines) + "\n"
     path.write_text(text, encoding="utf-8")
     logging.info("%s: %d rows appended", path, len(new))
     return new

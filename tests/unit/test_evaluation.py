@@ -415,3 +415,8 @@ def test_report_files(tmp_path):
     shipped = append_rows(results, "shipped", {"eval": out}, None, "a CPU", 2,
                           cost=dict(samples=104857600, train_hours=1.5))
     assert shipped[0].startswith("| shipped | eval | 2 | 105M | 1.50 | 3.00 | a CPU |")
+    # notes below the table stay below the rows added later
+    results.write_text(results.read_text() + "\nNotes on the rows.\n")
+    later = append_rows(results, "later", {"eval": out}, None, "a CPU", 2)
+    tail = results.read_text().strip().splitlines()[-3:]
+    assert tail == [later[0], "", "Notes on the rows."]
