@@ -262,6 +262,8 @@ elif [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
         # One task per node (srun); ranks come from Slurm.
         dist_opts="--multiprocessing_distributed true --dist_launcher slurm"
         dist_opts+=" --dist_init_method file://$(pwd)/${exp}/.dist_init_$$"
+        # ESPnet's default backend is nccl, which needs GPUs: gloo on CPU nodes
+        dist_opts+=" --dist_backend $([ "${ngpu}" -gt 0 ] && echo nccl || echo gloo)"
     elif [ "${num_nodes}" -gt 1 ]; then
         # Plain hosts: torchrun on each, meeting at node 0 (c10d rendezvous).
         [ -n "${master_addr}" ] || { log "ERROR: --num_nodes ${num_nodes} without Slurm needs --master_addr host:port"; exit 1; }
