@@ -108,8 +108,8 @@ def envelope_db(a: np.ndarray, n_fft: int) -> np.ndarray:
     return -20.0 * np.log10(np.maximum(np.abs(np.fft.rfft(poly, n_fft, axis=-1)), 1e-12))
 
 
-def _frame_of(n: int, hop: int, n_frames: int, offset: int = 0) -> np.ndarray:
-    return np.minimum((np.arange(n) + offset) // hop, n_frames - 1)
+def _frame_of(n: int, hop: int, n_frames: int) -> np.ndarray:
+    return np.minimum(np.arange(n) // hop, n_frames - 1)
 
 
 def excitation(x: np.ndarray, a: np.ndarray, hop: int,

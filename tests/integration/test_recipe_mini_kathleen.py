@@ -122,8 +122,9 @@ def test_stages_0_to_6(recipe_run):
     shipped = WaveNetVocoder.from_pretrained(
         REPO / "egs" / "kathleen" / "voc1" / "pretrained" / "kathleen_wavenet")
     cells = [c.strip() for c in rows[6].split("|")[1:5]]
-    assert cells == ["pretrained_kathleen_wavenet", "eval", "2",
-                     f"{shipped.provenance['samples'] / 1e6:.0f}M"]
+    # its NLL is of pre-emphasized audio, and the name says so
+    assert cells == ["pretrained_kathleen_wavenet (NLL of pre-emphasized audio, a=0.85)",
+                     "eval", "2", f"{shipped.provenance['samples'] / 1e6:.0f}M"]
     assert (r / "exp" / "pretrained_kathleen_wavenet" / "decode" / "eval" / "eval"
             / "summary.md").is_file()
 

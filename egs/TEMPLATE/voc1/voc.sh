@@ -354,7 +354,6 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     if [ -n "${results_md}" ]; then
         eval_dirs=""
         for dset in ${test_sets}; do eval_dirs+=" --eval_dir ${dset}=${decode_dir}/${dset}/eval"; done
-        # shellcheck disable=SC2086
         name="${tag} (${inference_model})" cost_opt="--exp_dir ${exp}"
         [ -z "${pretrained_model}" ] || { name=${tag}; cost_opt="--model_dir ${model_dir}"; }
         # shellcheck disable=SC2086
