@@ -9,9 +9,13 @@
 import argparse
 import logging
 import os
+from pathlib import Path
+
+import yaml
 
 from espnet_wavenet.evaluation.results_table import append_rows
 from espnet_wavenet.utils.cpu import cpu_name
+from espnet_wavenet.vocoder.wavenet_vocoder import CONFIG_NAME
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -43,14 +47,14 @@ def main(argv=None) -> None:
         eval_dirs[set_name] = path
     cost, cpu, cores = None, args.cpu or cpu_name(), args.cores or os.cpu_count()
     if args.model_dir:
-        from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
-
-        voc = WaveNetVocoder.from_pretrained(args.model_dir)
-        cost = voc.provenance
+        # the pack's config says it all; no need to build the network
+        conf_path = Path(args.model_dir) / CONFIG_NAME
+        conf = yaml.safe_load(conf_path.read_text(encoding="utf-8"))
+        cost = conf.get("provenance")
         if cost is None:
-            logging.warning("%s: no provenance in its config; no training cost", args.model_dir)
+            logging.warning("%s: no provenance; no training cost", conf_path)
         else:  # what its NLL is of (the row's name says)
-            cost = dict(cost, noise_shaping=voc.shaping.conf() if voc.shaping.enabled else {})
+            cost = dict(cost, noise_shaping=conf.get("noise_shaping_conf") or {})
         cpu = args.cpu or (cost or {}).get("cpu", "-")
         cores = args.cores or (cost or {}).get("cores") or cores
     for line in append_rows(args.results, args.name, eval_dirs, args.exp_dir,
