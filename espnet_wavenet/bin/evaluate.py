@@ -52,6 +52,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--dnsmos", type=str2bool, default=True,
                    help="non-intrusive DNSMOS P.835 / P.808 of every signal (speechmos)")
     p.add_argument("--nj", type=int, default=1, help="utterances scored in parallel processes")
+    p.add_argument("--cache_dir", default=None,
+                   help="reuse the natural-speech and Griffin-Lim scores of earlier "
+                   "evaluations of the same data (content-addressed)")
     p.add_argument("--utt2sid", default=None, help="uttid -> speaker id, for the NLL")
     p.add_argument("--device", default="cpu", help="device for the NLL")
     p.add_argument("--log_level", default="INFO")
@@ -81,6 +84,7 @@ def main(cmd=None) -> None:
         device=args.device,
         use_dnsmos=args.dnsmos,
         nj=args.nj,
+        cache_dir=args.cache_dir,
     )
 
 

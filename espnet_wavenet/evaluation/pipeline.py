@@ -28,6 +28,7 @@ from espnet_wavenet.data.scp import load_feats
 from espnet_wavenet.evaluation.evaluator import (
     METRICS,
     SIGNAL_METRICS,
+    Reference,
     SignalEvaluator,
     fit_length,
 )
@@ -39,6 +40,7 @@ from espnet_wavenet.evaluation.plots import (
     plot_training_curves,
     plot_utterance,
 )
+from espnet_wavenet.evaluation.plots import preload_pyplot
 from espnet_wavenet.evaluation.report import (
     read_decode_stats,
     summarize,
@@ -46,8 +48,14 @@ from espnet_wavenet.evaluation.report import (
     write_json,
     write_markdown,
 )
+from espnet_wavenet.evaluation.score_cache import ScoreCache
 from espnet_wavenet.evaluation.training_log import parse_train_log
-from espnet_wavenet.evaluation.world import FRAME_PERIOD_MS, MCEP_ORDER, mcep_alpha
+from espnet_wavenet.evaluation.world import (
+    FRAME_PERIOD_MS,
+    MCEP_ORDER,
+    WorldFeatures,
+    mcep_alpha,
+)
 
 PathLike = Union[str, Path]
 
@@ -66,9 +74,10 @@ class _Scorer:
     def __init__(self, **kw: Any):
         self.__dict__.update(kw)
 
-    def __call__(self, i: int, utt: str) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-        """Rows of one utterance (natural and every system) and its plot, if any."""
-        ev, fs = self.evaluator, self.evaluator.fs
+    def __call__(self, i: int, utt: str) -> Tuple[List[Dict[str, Any]], Optional[str], int]:
+        """Rows of one utterance (natural and every system), its plot if any, and
+        how many of its model-independent parts came from the cache."""
+        ev, fs, cache = self.evaluator, self.evaluator.fs, self.cache
         gen_wav = load_wav(self.gens[utt], fs, utt)
         ref_wav = load_wav(self.refs[utt], fs, utt) if self.refs is not None else None
         n = len(ref_wav) if ref_wav is not None else len(gen_wav)
@@ -82,21 +91,21 @@ class _Scorer:
                 from espnet_wavenet.features import extract_feats
 
                 feats = extract_feats(torch.from_numpy(ref_wav), ev.logmel.conf).numpy()
+        hits = cache.hits
         signals: Dict[str, np.ndarray] = OrderedDict()
+        scores: Dict[str, Dict[str, Any]] = OrderedDict()
+        ref = None
         if ref_wav is not None:
             signals["natural"] = ref_wav
+            ref, scores["natural"] = self._natural(ref_wav)
         signals[self.gen_name] = fit_length(gen_wav, n)
+        scores[self.gen_name] = self._score(ref, signals[self.gen_name])
         if self.gl is not None and feats is not None:
-            signals["griffin_lim"] = fit_length(self.gl(feats), n)
-        logmels = OrderedDict((k, ev.logmel.logmel_db(v)) for k, v in signals.items())
-        ref = ev.reference(ref_wav) if ref_wav is not None else None
+            signals["griffin_lim"], scores["griffin_lim"] = self._griffin_lim(feats, ref, n)
         rows = []
-        for name, wav in signals.items():
+        for name, values in scores.items():
             row: Dict[str, Any] = dict(utt=utt, system=name, duration_s=round(n / fs, 4))
-            if ref is not None and name != "natural":
-                row.update(ev.score(ref, wav, logmels[name]))
-            if self.dnsmos:
-                row.update(dnsmos(wav, fs))
+            row.update(values)
             if name == self.gen_name and self.nll and ref_wav is not None:
                 row["nll_bits"] = nll_bits_per_sample(
                     self.vocoder, ref_wav, feats, self.sids.get(utt), chunk=self.nll_chunk,
@@ -105,9 +114,53 @@ class _Scorer:
             rows.append(row)
         figure = None
         if i < self.max_plots:
+            logmels = OrderedDict((k, ev.logmel.logmel_db(v)) for k, v in signals.items())
             figure = str(plot_utterance(self.out / "plots" / f"{utt}.png", utt, fs,
                                         ev.logmel.conf["hop_length"], signals, logmels))
-        return rows, figure
+        return rows, figure, cache.hits - hits
+
+    def _score(self, ref: Optional[Reference], wav: np.ndarray) -> Dict[str, Any]:
+        """Every metric of one signal: against ``ref`` if given, and DNSMOS."""
+        values: Dict[str, Any] = {}
+        if ref is not None:
+            values.update(self.evaluator.score(ref, wav))
+        if self.dnsmos:
+            values.update(dnsmos(wav, self.evaluator.fs))
+        return values
+
+    def _natural(self, wav: np.ndarray) -> Tuple[Reference, Dict[str, Any]]:
+        """The natural recording's analyses and DNSMOS, from the cache when there."""
+        key = self.cache.key("natural", wav)
+        hit = self.cache.get(key)
+        if hit is not None:
+            a, values = hit
+            world = WorldFeatures(f0=a["f0"], mcep=a["mcep"], alpha=values.pop("_alpha"),
+                                  frame_period=values.pop("_frame_period"))
+            return Reference(np.asarray(wav, dtype=np.float32), world, a["logmel_db"],
+                             a["espnet_mcep"]), values
+        ref = self.evaluator.reference(wav)
+        values = self._score(None, wav)
+        self.cache.put(
+            key,
+            dict(f0=ref.world.f0, mcep=ref.world.mcep, logmel_db=ref.logmel_db,
+                 espnet_mcep=ref.espnet_mcep),
+            dict(values, _alpha=ref.world.alpha, _frame_period=ref.world.frame_period),
+        )
+        return ref, values
+
+    def _griffin_lim(
+        self, feats: np.ndarray, ref: Optional[Reference], n: int
+    ) -> Tuple[np.ndarray, Dict[str, Any]]:
+        """Griffin-Lim of the features, ``n`` samples, and its scores (cached)."""
+        ref_part = (ref.wav,) if ref is not None else ()
+        key = self.cache.key("griffin_lim", np.asarray(feats), np.array(n), *ref_part)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit[0]["wav"], hit[1]
+        wav = fit_length(self.gl(feats), n)
+        values = self._score(ref, wav)
+        self.cache.put(key, dict(wav=wav), values)
+        return wav, values
 
 
 _SCORER: Optional[_Scorer] = None
@@ -118,7 +171,17 @@ def _init_worker() -> None:
 
 
 def _score_in_worker(args: Tuple[int, str]):
-    return _SCORER(*args)
+    return args[0], _SCORER(*args)
+
+
+def _audio_frames(path: str) -> int:
+    """Length of an audio file in samples (0 when unreadable: it fails later, named)."""
+    import soundfile as sf
+
+    try:
+        return sf.info(path).frames
+    except Exception:  # noqa: BLE001 - only an ordering hint
+        return 0
 
 
 def evaluate_corpus(
@@ -141,13 +204,17 @@ def evaluate_corpus(
     nll_chunk: int = 16384,
     use_dnsmos: bool = True,
     nj: int = 1,
+    cache_dir: Optional[PathLike] = None,
 ) -> Dict[str, Any]:
     """Score every common utterance, write the report files, return the summary.
 
     Without ``ref_wav_scp`` (e.g. TTS output, which has no aligned recording)
     only the non-intrusive DNSMOS estimates are computed, of the generated
     audio and, given ``feats_scp``, of Griffin-Lim on the same features.
-    ``nj`` > 1 scores utterances in that many processes (one thread each).
+    ``nj`` > 1 scores utterances in that many processes (one thread each),
+    longest first. With ``cache_dir``, the scores that do not depend on the
+    model (natural speech, Griffin-Lim) are reused across evaluations of the
+    same data (:mod:`espnet_wavenet.evaluation.score_cache`).
     """
     out = Path(out_dir)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -194,25 +261,44 @@ def evaluate_corpus(
         logging.warning("speaker-conditioned model and no --utt2sid: the NLL is skipped")
         nll = False
 
+    settings = dict(
+        fs=fs,
+        f0_method=f0_method,
+        frame_period_ms=FRAME_PERIOD_MS,
+        mcep_order=MCEP_ORDER,
+        mcep_alpha=mcep_alpha(fs),
+        griffin_lim_iters=griffin_lim_iters if griffin_lim else None,
+        pesq_fs=16000,
+        dnsmos=use_dnsmos,
+    )
+    cache = ScoreCache(cache_dir, dict(settings, feats_conf=evaluator.logmel.conf,
+                                       band=evaluator.band, gl_seed=None if gl is None else gl.seed))
     global _SCORER
     _SCORER = _Scorer(
         evaluator=evaluator, gl=gl, vocoder=vocoder, refs=refs, gens=gens,
         feats_index=feats_index, sids=sids, nll=nll, dnsmos=use_dnsmos, gen_name=gen_name,
-        nll_chunk=nll_chunk, max_plots=max_plots, out=out,
+        nll_chunk=nll_chunk, max_plots=max_plots, out=out, cache=cache,
     )
     start = time.perf_counter()
     jobs = list(enumerate(utts))
     bar = dict(total=len(utts), desc="evaluate", unit="utt")
     if nj > 1:
+        if max_plots > 0:
+            preload_pyplot()  # once here, not once per forked job
+        # longest first, so no job is left with a long utterance at the end
+        jobs.sort(key=lambda job: -_audio_frames(gens[job[1]]))
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(min(nj, len(utts)), initializer=_init_worker) as pool:
-            results = list(tqdm(pool.imap(_score_in_worker, jobs), **bar))
+            done = list(tqdm(pool.imap_unordered(_score_in_worker, jobs), **bar))
+        results = [r for _, r in sorted(done, key=lambda d: d[0])]
     else:
         results = [_SCORER(i, u) for i, u in tqdm(jobs, **bar)]
-    rows = [r for utt_rows, _ in results for r in utt_rows]
-    figures = [f for _, f in results if f is not None]
-    logging.info("scored %d utterances in %.1f s (%d jobs)", len(utts),
-                 time.perf_counter() - start, nj)
+    rows = [r for utt_rows, _, _ in results for r in utt_rows]
+    figures = [f for _, f, _ in results if f is not None]
+    cached = sum(h for _, _, h in results)
+    logging.info("scored %d utterances in %.1f s (%d jobs; %d of their natural-speech and "
+                 "Griffin-Lim scores from the cache)", len(utts),
+                 time.perf_counter() - start, nj, cached)
 
     dist_fig = plot_metric_distributions(
         out / "plots" / "metrics.png",
@@ -244,17 +330,8 @@ def evaluate_corpus(
         rtf=read_decode_stats(decode_dir),
         definitions={k: v[2] for k, v in METRICS.items()},
         better={k: v[1] for k, v in METRICS.items()},
-        settings=dict(
-            fs=fs,
-            f0_method=f0_method,
-            frame_period_ms=FRAME_PERIOD_MS,
-            mcep_order=MCEP_ORDER,
-            mcep_alpha=mcep_alpha(fs),
-            griffin_lim_iters=griffin_lim_iters if griffin_lim else None,
-            pesq_fs=16000,
-            dnsmos=use_dnsmos,
-            jobs=nj,
-        ),
+        settings=dict(settings, jobs=nj, cache_dir=None if cache_dir is None else str(cache_dir),
+                      cached=cached),
         inputs=dict(
             ref_wav_scp=None if ref_wav_scp is None else str(ref_wav_scp),
             gen_wav_scp=str(gen_wav_scp),

@@ -19,6 +19,11 @@ def _pyplot():
     return plt
 
 
+def preload_pyplot() -> None:
+    """Import matplotlib's pyplot now (about 1.5 s), e.g. before forking scoring jobs."""
+    _pyplot()
+
+
 def _save(plt, fig, path: PathLike) -> Path:
     """Lay out, write (100 dpi) and close a figure."""
     fig.tight_layout()

@@ -304,21 +304,19 @@ def is_png(path) -> bool:
     return head[:8] == b"\x89PNG\r\n\x1a\n" and width > 100 and height > 100
 
 
-def test_report_files(tmp_path):
-    from espnet_wavenet.bin.evaluate import main
-
-    conf = tiny_conf()
-    feats_conf = check_feats_conf(conf["feats_conf"])
-    ids = mini_ids("eval", 2)
-    dump, gen = tmp_path / "dump", tmp_path / "decode"
-    (dump / "wav").mkdir(parents=True)
+def write_decoding(tmp_path: Path, ids: List[str], seed: int = 0):
+    """A dump dir (natural 1 s excerpts, features), a decoding of them (natural + noise)
+    and a tiny packed vocoder: what stage 5 of a recipe reads."""
+    feats_conf = check_feats_conf(tiny_conf()["feats_conf"])
+    dump, gen = tmp_path / "dump", tmp_path / f"decode{seed}"
+    (dump / "wav").mkdir(parents=True, exist_ok=True)
     (gen / "wav").mkdir(parents=True)
     ref_lines, gen_lines, all_feats = [], [], []
     with kaldiio.WriteHelper(f"ark,scp:{dump}/feats.ark,{dump}/feats.scp") as writer:
         for i, u in enumerate(ids):
             wav = load_excerpt(u, 1.0)
             sf.write(dump / "wav" / f"{u}.wav", wav, 22050, subtype="PCM_16")
-            sf.write(gen / "wav" / f"{u}.wav", add_noise(wav, 20.0, i), 22050)
+            sf.write(gen / "wav" / f"{u}.wav", add_noise(wav, 20.0, i + 10 * seed), 22050)
             feats = extract_feats(torch.from_numpy(wav), feats_conf).numpy()
             writer(u, feats)
             all_feats.append(feats)
@@ -329,7 +327,16 @@ def test_report_files(tmp_path):
     (gen / "decode_stats.json").write_text(json.dumps(dict(
         utterances=2, samples=44100, audio_seconds=2.0, wall_seconds=3.0, rtf=1.5)))
     model_dir = tmp_path / "model"
-    tiny_vocoder(np.concatenate(all_feats)).save_pretrained(model_dir)
+    if not model_dir.exists():
+        tiny_vocoder(np.concatenate(all_feats)).save_pretrained(model_dir)
+    return dump, gen, model_dir
+
+
+def test_report_files(tmp_path):
+    from espnet_wavenet.bin.evaluate import main
+
+    ids = mini_ids("eval", 2)
+    dump, gen, model_dir = write_decoding(tmp_path, ids)
     exp = tmp_path / "exp"
     (exp / "images").mkdir(parents=True)
     (exp / "train.log").write_text(TRAIN_LOG)
@@ -420,3 +427,66 @@ def test_report_files(tmp_path):
     later = append_rows(results, "later", {"eval": out}, None, "a CPU", 2)
     tail = results.read_text().strip().splitlines()[-3:]
     assert tail == [later[0], "", "Notes on the rows."]
+
+
+def test_score_cache_reuses_only_what_does_not_depend_on_the_model(tmp_path):
+    """A second model's evaluation of the same set takes natural speech and
+    Griffin-Lim from the cache, identical to computing them; a changed
+    recording is scored anew."""
+    from espnet_wavenet.bin.evaluate import main
+
+    ids = mini_ids("eval", 2)
+    cache = tmp_path / "cache"
+
+    def evaluate(gen: Path, out: str):
+        main(["--ref_wav_scp", str(dump / "wav.scp"), "--gen_wav_scp", str(gen / "wav.scp"),
+              "--feats_scp", str(dump / "feats.scp"), "--model_dir", str(model_dir),
+              "--griffin_lim_iters", "4", "--f0_method", "dio", "--nll", "false",
+              "--max_plots", "0", "--nj", "2", "--cache_dir", str(cache),
+              "--out_dir", str(tmp_path / out)])
+        summary = json.loads((tmp_path / out / "summary.json").read_text())
+        rows = {(r["utt"], r["system"]): r for r in read_csv(tmp_path / out / "metrics.csv")}
+        return rows, summary["settings"]["cached"]
+
+    dump, gen_a, model_dir = write_decoding(tmp_path, ids, seed=0)
+    first, cached = evaluate(gen_a, "a")
+    assert cached == 0 and len(list(cache.glob("*.npz"))) == 2 * len(ids)
+    _, gen_b, _ = write_decoding(tmp_path, ids, seed=1)  # another model, same set
+    second, cached = evaluate(gen_b, "b")
+    assert cached == 2 * len(ids)
+    for key, row in first.items():
+        if key[1] == "wavenet":
+            assert row["pesq_wb"] != second[key]["pesq_wb"]  # the model's own: scored
+        else:
+            assert row == second[key]  # natural, Griffin-Lim: reused, identical
+
+    # a different recording of one utterance is a miss for it (and its Griffin-Lim)
+    path = dump / "wav" / f"{ids[0]}.wav"
+    wav, fs = sf.read(path, dtype="float32")
+    sf.write(path, 0.5 * wav, fs, subtype="PCM_16")
+    third, cached = evaluate(gen_b, "c")
+    assert cached == 2 * len(ids) - 2
+    assert third[(ids[0], "natural")]["dnsmos_ovrl"] != second[(ids[0], "natural")]["dnsmos_ovrl"]
+    assert third[(ids[1], "griffin_lim")] == second[(ids[1], "griffin_lim")]
+
+
+def test_score_cache_keys_and_damaged_entries(tmp_path, caplog):
+    from espnet_wavenet.evaluation.score_cache import ScoreCache
+
+    x = np.arange(8, dtype=np.float32)
+    cache = ScoreCache(tmp_path, dict(f0_method="dio"))
+    key = cache.key("natural", x)
+    assert key == ScoreCache(tmp_path, dict(f0_method="dio")).key("natural", x)
+    assert key != ScoreCache(tmp_path, dict(f0_method="harvest")).key("natural", x)
+    assert key != cache.key("griffin_lim", x)
+    assert key != cache.key("natural", x.astype(np.float64))  # same values, other bytes
+    assert key != cache.key("natural", x.reshape(2, 4))
+    assert cache.get(key) is None and cache.misses == 1
+    cache.put(key, dict(f0=x), dict(dnsmos_ovrl=2.5))
+    arrays, scores = cache.get(key)
+    assert np.array_equal(arrays["f0"], x) and scores == dict(dnsmos_ovrl=2.5)
+    assert [p.name for p in tmp_path.iterdir()] == [f"{key}.npz"]  # no temporary left
+    (tmp_path / f"{key}.npz").write_bytes(b"not an npz")  # e.g. a disk that filled up
+    assert cache.get(key) is None
+    assert "unreadable cache entry" in caplog.text and key in caplog.text
+    assert ScoreCache(None, {}).get(key) is None  # disabled: never a hit

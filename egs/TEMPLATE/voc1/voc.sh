@@ -8,7 +8,9 @@
 #   3 training with ESPnet's Trainer (GPU when --ngpu >= 1; rerun resumes)
 #   4 decoding of the dev and eval sets in --nj jobs (the chosen checkpoint is
 #     packed into <decode_dir>/model first: decoding and evaluation read it)
-#   5 objective evaluation (python -m espnet_wavenet.bin.evaluate)
+#   5 objective evaluation (python -m espnet_wavenet.bin.evaluate); the scores of
+#     natural speech and Griffin-Lim, the same for every model, are kept in
+#     dump/<set>/eval_cache and reused by later evaluations of the set
 #   6 packing into exp/<tag>/pack (what WaveNetVocoder.from_pretrained and the
 #     ESPnet TTS pairing read)
 #   7 vocode ESPnet TTS output (scripts/tts_decode.sh, options via --tts_args)
@@ -346,7 +348,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             --feats_scp "${dumpdir}/${dset}/feats.scp" \
             --model_dir "${model_dir}" ${exp_opt} \
             --decode_dir "${decode_dir}/${dset}" --out_dir "${decode_dir}/${dset}/eval" \
-            --nj "${nj}" ${sid_eval} ${eval_args}
+            --cache_dir "${dumpdir}/${dset}/eval_cache" --nj "${nj}" ${sid_eval} ${eval_args}
         for f in "${decode_dir}/${dset}"/eval/*.md; do
             [ -f "${f}" ] && { echo "== ${f}" >&2; cat "${f}" >&2; }
         done
