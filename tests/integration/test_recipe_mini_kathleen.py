@@ -5,6 +5,7 @@ The recipe runs in a copy under tmp (the repository stays clean) on a reduced
 corpus (the shortest utterances) with a handful of training steps.
 """
 
+import json
 import os
 import re
 import shutil
@@ -125,8 +126,24 @@ def test_stages_0_to_6(recipe_run):
     # its NLL is of pre-emphasized audio, and the name says so
     assert cells == ["pretrained_kathleen_wavenet (NLL of pre-emphasized audio, a=0.85)",
                      "eval", "2", f"{shipped.provenance['samples'] / 1e6:.0f}M"]
-    assert (r / "exp" / "pretrained_kathleen_wavenet" / "decode" / "eval" / "eval"
-            / "summary.md").is_file()
+    shipped_eval = r / "exp" / "pretrained_kathleen_wavenet" / "decode" / "eval" / "eval"
+    assert (shipped_eval / "summary.md").is_file()
+    # natural speech and Griffin-Lim of its 2 utterances: scored once, for the tiny model
+    assert json.loads((shipped_eval / "summary.json").read_text())["settings"]["cached"] == 4
+    assert json.loads((dec / "eval" / "eval" / "summary.json").read_text())["settings"][
+        "cached"] == 0
+
+
+def test_failed_evaluation_names_its_logs(recipe_run):
+    dec = recipe_run / "exp" / "tiny" / "decode_valid.loss.best"
+    before = (dec / "eval" / "eval" / "summary.md").read_text()
+    proc = run_recipe(recipe_run, "--stage", "5", "--stop_stage", "5",
+                      "--eval_args", "--f0_method yin", check=False)
+    assert proc.returncode != 0
+    logs = [f"exp/tiny/decode_valid.loss.best/{s}/eval/evaluate.log" for s in ("dev", "eval")]
+    assert f"evaluation failed, see {logs[0]} {logs[1]}" in proc.stdout
+    assert "invalid choice: 'yin'" in proc.stdout  # the log's tail is shown
+    assert (dec / "eval" / "eval" / "summary.md").read_text() == before
 
 
 def test_training_config_must_match_the_recipe_features(recipe_run):

@@ -338,9 +338,16 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     # the training curves and cost: from exp/<tag>, or the packed model's provenance
     exp_opt="--exp_dir ${exp}"
     [ -z "${pretrained_model}" ] || exp_opt=""
-    for dset in ${test_sets}; do
+    # the sets are scored side by side, each with its share of --nj: their start-ups
+    # overlap and no job idles at the end of a set
+    read -r -a sets <<< "${test_sets}"
+    eval_nj=$(( nj / ${#sets[@]} )); [ "${eval_nj}" -ge 1 ] || eval_nj=1
+    pids=()
+    for dset in "${sets[@]}"; do
         sid_eval=""
         "${use_sid}" && sid_eval="--utt2sid ${dumpdir}/${dset}/utt2sid"
+        mkdir -p "${decode_dir}/${dset}/eval"
+        log "log: ${decode_dir}/${dset}/eval/evaluate.log (${eval_nj} jobs)"
         # shellcheck disable=SC2086
         ${python} -m espnet_wavenet.bin.evaluate \
             --ref_wav_scp "${dumpdir}/${dset}/wav.scp" \
@@ -348,11 +355,24 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
             --feats_scp "${dumpdir}/${dset}/feats.scp" \
             --model_dir "${model_dir}" ${exp_opt} \
             --decode_dir "${decode_dir}/${dset}" --out_dir "${decode_dir}/${dset}/eval" \
-            --cache_dir "${dumpdir}/${dset}/eval_cache" --nj "${nj}" ${sid_eval} ${eval_args}
+            --cache_dir "${dumpdir}/${dset}/eval_cache" --nj "${eval_nj}" ${sid_eval} ${eval_args} \
+            > "${decode_dir}/${dset}/eval/evaluate.log" 2>&1 &
+        pids+=($!)
+    done
+    failed=""
+    for i in "${!sets[@]}"; do
+        wait "${pids[${i}]}" || failed+=" ${decode_dir}/${sets[${i}]}/eval/evaluate.log"
+    done
+    for dset in "${sets[@]}"; do
         for f in "${decode_dir}/${dset}"/eval/*.md; do
             [ -f "${f}" ] && { echo "== ${f}" >&2; cat "${f}" >&2; }
         done
     done
+    if [ -n "${failed}" ]; then
+        for f in ${failed}; do echo "== ${f}" >&2; tail -n 20 "${f}" >&2; done
+        log "Error: evaluation failed, see${failed}"
+        exit 1
+    fi
     if [ -n "${results_md}" ]; then
         eval_dirs=""
         for dset in ${test_sets}; do eval_dirs+=" --eval_dir ${dset}=${decode_dir}/${dset}/eval"; done
