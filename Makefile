@@ -22,7 +22,7 @@ $(VENV)/.installed: setup.py $(LOCK)
 venv: $(VENV)/.installed
 
 test: venv
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=15 tests  # the slowest, for whoever trims the run time
 
 demo: venv
 	cd egs/mini_kathleen/voc1 && ./run.sh
