@@ -123,8 +123,8 @@ def test_stages_0_to_6(recipe_run):
     shipped = WaveNetVocoder.from_pretrained(
         REPO / "egs" / "kathleen" / "voc1" / "pretrained" / "kathleen_wavenet")
     cells = [c.strip() for c in rows[6].split("|")[1:5]]
-    # its NLL is of pre-emphasized audio, and the name says so
-    assert cells == ["pretrained_kathleen_wavenet (NLL of pre-emphasized audio, a=0.85)",
+    # its NLL is of the LPC excitation, and the name says so
+    assert cells == ["pretrained_kathleen_wavenet (NLL of the LPC excitation, order 24)",
                      "eval", "2", f"{shipped.provenance['samples'] / 1e6:.0f}M"]
     shipped_eval = r / "exp" / "pretrained_kathleen_wavenet" / "decode" / "eval" / "eval"
     assert (shipped_eval / "summary.md").is_file()
