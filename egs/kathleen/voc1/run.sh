@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# training: the LPC-excitation WaveNet, the winner of RESULTS.md's equal-budget
+# comparison (conf/train.yaml is the plain mu-law WaveNet of the paper);
 # stage 5: F0 by DIO, ~10x faster than Harvest, as in RESULTS.md
 ./voc.sh \
     --db_root downloads/kathleen \
@@ -14,7 +16,7 @@ cd "$(dirname "$0")"
     --fs 22050 --n_fft 1024 --n_shift 256 --win_length null \
     --fmin 80 --fmax 7600 --n_mels 80 \
     --nj 4 \
-    --train_config conf/train.yaml \
+    --train_config conf/tuning/train_lpc.yaml \
     --decode_config conf/decode.yaml \
     --eval_args "--f0_method dio" \
     "$@"
