@@ -114,7 +114,10 @@ class _Scorer:
             rows.append(row)
         figure = None
         if i < self.max_plots:
-            logmels = OrderedDict((k, ev.logmel.logmel_db(v)) for k, v in signals.items())
+            # the natural recording's log-mel is part of its (possibly cached) analyses
+            logmels = OrderedDict(
+                (k, ref.logmel_db if k == "natural" else ev.logmel.logmel_db(v))
+                for k, v in signals.items())
             figure = str(plot_utterance(self.out / "plots" / f"{utt}.png", utt, fs,
                                         ev.logmel.conf["hop_length"], signals, logmels))
         return rows, figure, cache.hits - hits
