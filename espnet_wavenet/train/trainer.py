@@ -10,7 +10,9 @@ runs (:func:`safe_io`, entered by ``WaveNetVocoderTask.main_worker`` and left
 when it returns), ESPnet's trainer module and pre-trained-model loader see
 ``torch`` through a proxy whose ``save`` is atomic and whose ``load`` is
 ``weights_only=True``; a resume runs ESPnet's own, then finishes the epoch end
-that a kill cut short. Everything else is ESPnet's own loop.
+that a kill cut short; the n-best averaging at the end skips best epochs whose
+model files are gone (a run resumed from ``checkpoint.pth`` alone, as a kept
+training state is). Everything else is ESPnet's own loop.
 
 The upstream change that would make this unnecessary: ESPnet writing its
 checkpoints by rename (write to a temporary file, then ``os.replace``), writing
@@ -19,9 +21,10 @@ checkpoints by rename (write to a temporary file, then ``os.replace``), writing
 """
 
 import contextlib
+import copy
 import logging
 from pathlib import Path
-from typing import Optional, Sequence, Tuple, Union
+from typing import Collection, List, Optional, Sequence, Tuple, Union
 
 import espnet2.torch_utils.load_pretrained_model as espnet_pretrained
 import espnet2.train.trainer as espnet_trainer
@@ -47,21 +50,62 @@ class _SafeTorch:
         return getattr(torch, name)
 
 
-# The ESPnet modules whose module-level ``torch`` the proxy replaces.
-PATCHED_MODULES = (espnet_trainer, espnet_pretrained)
+_espnet_average_nbest_models = espnet_trainer.average_nbest_models
+
+
+def average_present_nbest_models(
+    output_dir: Path,
+    reporter: Reporter,
+    best_model_criterion: Sequence[Sequence[str]],
+    nbest: Union[Collection[int], int],
+    **kwargs,
+) -> None:
+    """ESPnet's ``average_nbest_models`` over the epochs whose ``{epoch}epoch.pth`` exists.
+
+    A run resumed from ``checkpoint.pth`` alone remembers best epochs whose files
+    it never had; ESPnet would die opening them after the last epoch.
+    """
+    output_dir = Path(output_dir)
+    missing = set()
+
+    def present_only(phase: str, key: str, mode: str) -> List[Tuple[int, float]]:
+        pairs = reporter.sort_epochs_and_values(phase, key, mode)
+        missing.update(e for e, _ in pairs if not (output_dir / f"{e}epoch.pth").exists())
+        return [(e, v) for e, v in pairs if e not in missing]
+
+    if not any(present_only(*c) for c in best_model_criterion if reporter.has(*c[:2])):
+        logging.warning(f"{output_dir}: no epoch model files; n-best averaging skipped")
+        return
+    if missing:
+        logging.warning(f"{output_dir}: epochs {sorted(missing)} have no model file (resumed "
+                        "from checkpoint.pth alone); averaging the best of the others")
+    view = copy.copy(reporter)  # still a Reporter: ESPnet type-checks it
+    view.sort_epochs_and_values = present_only
+    _espnet_average_nbest_models(output_dir=output_dir, reporter=view,
+                                 best_model_criterion=best_model_criterion, nbest=nbest,
+                                 **kwargs)
+
+
+# (module, attribute, replacement) that safe_io() swaps in for its block: the
+# ESPnet modules' module-level ``torch``, and the Trainer's n-best averaging.
+PATCHES = (
+    (espnet_trainer, "torch", _SafeTorch()),
+    (espnet_pretrained, "torch", _SafeTorch()),
+    (espnet_trainer, "average_nbest_models", average_present_nbest_models),
+)
 
 
 @contextlib.contextmanager
 def safe_io():
-    """ESPnet's checkpoint writes and model loads through safe I/O, within the block."""
-    saved = [module.torch for module in PATCHED_MODULES]
-    for module in PATCHED_MODULES:
-        module.torch = _SafeTorch()
+    """ESPnet's checkpoint writes, model loads and n-best averaging made safe, within the block."""
+    saved = [getattr(module, name) for module, name, _ in PATCHES]
+    for module, name, replacement in PATCHES:
+        setattr(module, name, replacement)
     try:
         yield
     finally:
-        for module, original in zip(PATCHED_MODULES, saved):
-            module.torch = original
+        for (module, name, _), original in zip(PATCHES, saved):
+            setattr(module, name, original)
 
 
 class WaveNetTrainer(Trainer):

@@ -51,9 +51,9 @@ def test_training_survives_random_kills(mini_dump, tmp_path):
 def test_kill_between_checkpoint_and_epoch_file(mini_dump, tmp_path):
     """ESPnet writes checkpoint.pth, then {epoch}epoch.pth: a kill in between."""
     out = tmp_path / "exp"
-    cmd = train_cmd(mini_dump, out, "--max_epoch", "2", "--num_iters_per_epoch", "2",
-                    "--resume", "true", "--use_tensorboard", "false",
-                    "--use_matplotlib", "false")
+    opts = ["--max_epoch", "2", "--num_iters_per_epoch", "2", "--resume", "true",
+            "--use_tensorboard", "false", "--use_matplotlib", "false"]
+    cmd = train_cmd(mini_dump, out, *opts)
     run_py(cmd, cwd=tmp_path)
     for name in ("2epoch.pth", "latest.pth", "valid.loss.best.pth"):
         (out / name).unlink(missing_ok=True)
@@ -68,6 +68,15 @@ def test_kill_between_checkpoint_and_epoch_file(mini_dump, tmp_path):
     assert all(torch.equal(written[k], state["model"][k]) for k in written)
     assert (out / "latest.pth").resolve() == (out / "2epoch.pth").resolve()
     assert (out / "valid.loss.ave.pth").exists()
+
+    # A kept training state is checkpoint.pth alone (egs/*/voc1/state): resumed in a
+    # fresh folder, the n-best averaging cannot find the earlier epochs' files.
+    fresh = tmp_path / "resumed"
+    fresh.mkdir()
+    shutil.copy(out / "checkpoint.pth", fresh / "checkpoint.pth")
+    final = run_py(train_cmd(mini_dump, fresh, *opts, "--keep_nbest_models", "2"), cwd=tmp_path)
+    assert "epochs [1] have no model file" in final.stdout
+    assert (fresh / "valid.loss.ave.pth").resolve() == (fresh / "2epoch.pth").resolve()
 
 
 def test_corrupt_checkpoint_is_named_on_resume(mini_dump, tmp_path):
@@ -89,15 +98,21 @@ def test_safe_io_is_scoped_and_fits_this_espnet():
     import espnet2.torch_utils.load_pretrained_model as pretrained
     import espnet2.train.trainer as espnet_trainer
 
-    from espnet_wavenet.train.trainer import PATCHED_MODULES, _SafeTorch, safe_io
+    from espnet_wavenet.train.trainer import (PATCHES, _SafeTorch, average_present_nbest_models,
+                                              safe_io)
 
     run_src = inspect.getsource(espnet_trainer.Trainer.run)
     assert "cls.resume(" in run_src and "torch.save(" in run_src
     assert "torch.load(" in inspect.getsource(espnet_trainer.Trainer.resume)
     assert "torch.load(" in inspect.getsource(pretrained.load_pretrained_model)
     assert isinstance(inspect.getattr_static(espnet_trainer.Trainer, "resume"), staticmethod)
-    assert set(PATCHED_MODULES) == {espnet_trainer, pretrained}
-    assert all(m.torch is torch for m in PATCHED_MODULES)
+    assert "average_nbest_models(" in run_src
+    modules = {m for m, name, _ in PATCHES if name == "torch"}
+    assert modules == {espnet_trainer, pretrained}
+    original = espnet_trainer.average_nbest_models
+    assert all(m.torch is torch for m in modules)
     with safe_io():
-        assert all(isinstance(m.torch, _SafeTorch) for m in PATCHED_MODULES)
-    assert all(m.torch is torch for m in PATCHED_MODULES)  # undone on exit
+        assert all(isinstance(m.torch, _SafeTorch) for m in modules)
+        assert espnet_trainer.average_nbest_models is average_present_nbest_models
+    assert all(m.torch is torch for m in modules)  # undone on exit
+    assert espnet_trainer.average_nbest_models is original
