@@ -35,6 +35,12 @@ def cpu_flags() -> FrozenSet[str]:
     return frozenset((info.get("flags") or info.get("Features") or "").split())
 
 
+def has_bf16_products() -> bool:
+    """The CPU multiplies bf16 natively (x86 AVX512_BF16 or AMX-BF16, Arm BF16): there
+    bf16 autocast speeds training up; elsewhere it emulates and slows down."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
 def l2_cache_kb() -> Optional[int]:
     """Level-2 cache of the first core in KiB (Linux sysfs), or None."""
     base = Path("/sys/devices/system/cpu/cpu0/cache")
