@@ -16,7 +16,7 @@ import torch
 import yaml
 from espnet2.utils.types import str2bool, str_or_none
 
-from espnet_wavenet.generation import GENERATORS, PRECISIONS
+from espnet_wavenet.generation import GENERATORS, PRECISION_OPTIONS
 from espnet_wavenet.recipe.decode import DecodeInputError, decode_scp, merge_jobs
 
 
@@ -42,10 +42,12 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--decode_config", type=str_or_none, default=None,
                    help="YAML whose keys set the options of this group")
     g.add_argument("--generator", default="auto", choices=GENERATORS)
-    g.add_argument("--precision", type=str_or_none, default=None, choices=[*PRECISIONS, None],
-                   help="fast generator weights (default: the packed model's, else "
-                   "float32, which equals the reference); int8 is faster, not exact "
-                   "(its likelihood cost: bin/benchmark.py --quality_model)")
+    g.add_argument("--precision", type=str_or_none, default=None,
+                   choices=[*PRECISION_OPTIONS, None],
+                   help="fast generator weights (default: the packed model's); float32 "
+                   "equals the reference; int8 is faster, not exact (its likelihood "
+                   "cost: bin/benchmark.py --quality_model); auto: int8 where its x86 "
+                   "vector products are measured faster, else float32")
     g.add_argument("--normalized", type=str2bool, default=False,
                    help="features are already normalized (ESPnet norm/feats.scp)")
     g.add_argument("--batch_size", type=int, default=1, help="utterances generated together")

@@ -8,7 +8,7 @@ import copy
 import logging
 
 from espnet_wavenet.distributions import Distribution
-from espnet_wavenet.generation.cpu.abi import PRECISIONS  # noqa: F401 - of the compiled generator
+from espnet_wavenet.generation.cpu.abi import PRECISION_OPTIONS  # noqa: F401 - the compiled one's
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.wavenet import WaveNet
 
@@ -25,9 +25,9 @@ def build_generator(
     """``auto``: the compiled CPU generator (``fast``) when it can be built, else
     the reference; a network on a GPU is copied to the CPU for them (see below).
     ``gpu``: the CUDA-graph generator, by name only. The others run on the CPU.
-    ``precision``: the compiled generator's weights (float32, float16 or int8;
-    see CompiledGenerator); the other generators compute in float32 whatever
-    it says.
+    ``precision``: the compiled generator's weights (float32, float16, int8 or
+    auto; see CompiledGenerator); the other generators compute in float32
+    whatever it says.
 
     The GPU generator has only run on the CPU (its eager mode, in the tests),
     never on a GPU: until it has, with figures in the README, ``auto`` does not

@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 import yaml
 
-from espnet_wavenet.generation import PRECISIONS
+from espnet_wavenet.generation import PRECISION_OPTIONS
 from espnet_wavenet.train.checkpoint import load_checkpoint
 from espnet_wavenet.train.cost import cost_of
 from espnet_wavenet.utils.cpu import cpu_name
@@ -82,13 +82,13 @@ def pack_experiment(
     out_dir: Union[str, Path],
     stats_file: Optional[Union[str, Path]] = None,
     use_ema: bool = True,
-    precision: str = "float32",
+    precision: str = "auto",
 ) -> Path:
     """Write a packed model directory that ``WaveNetVocoder.from_pretrained`` reads;
     ``precision`` is its fast generator's default (e.g. for ESPnet's Text2Speech,
     which has no option for it)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
+    if precision not in PRECISION_OPTIONS:
+        raise ValueError(f"precision {precision!r} is not one of {PRECISION_OPTIONS}")
     vocoder = vocoder_from_experiment(config, model_file, stats_file, use_ema)
     vocoder.precision = precision
     out = vocoder.save_pretrained(out_dir, stats_file=vocoder.stats_file)

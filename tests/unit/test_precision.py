@@ -93,6 +93,30 @@ def test_low_precision_batch_and_thread_layout_exact(precision, dist):
             assert torch.equal(one_lg[0], batch_lg[i]), (split, i)
 
 
+def test_auto_precision_is_int8_only_with_vector_int8_products(tmp_path):
+    from espnet_wavenet.generation.cpu import abi
+    from espnet_wavenet.generation.cpu.generator import auto_precision
+
+    assert auto_precision("scalar") == "float32"  # the baseline build: int8 4x slower
+    assert auto_precision("neon_dotprod") == "float32"  # Arm: speed never measured
+    assert [p for p in abi.INT8_PATHS if auto_precision(p) == "int8"] == [
+        "avx2", "avx512bw", "avx512vnni"]
+    _, net, d = tiny("mulaw")
+    gen = CompiledGenerator(net, d, threads=1, precision="auto")
+    assert gen.precision == auto_precision(gen.int8_path)  # resolved: what decode_stats record
+    frames = [random_frames(2, 5)]
+    noise = d.noise(1, 512, torch.Generator().manual_seed(6))
+    chosen = CompiledGenerator(net, d, threads=1, precision=gen.precision)
+    assert torch.equal(gen.generate_from_frames(frames, 512, noise)[0],
+                       chosen.generate_from_frames(frames, 512, noise)[0])
+    # the default of a pack (what Text2Speech and decode read) and its round trip
+    conf = yaml.safe_load((CONF / "tiny.yaml").read_text())
+    voc = WaveNetVocoder(conf["feats_conf"], conf["wavenet_conf"], precision="auto")
+    voc.save_pretrained(tmp_path / "pack")
+    loaded = WaveNetVocoder.from_pretrained(tmp_path / "pack")
+    assert loaded.precision == "auto" and loaded.generator.precision == gen.precision
+
+
 def test_unknown_precision_raises():
     _, net, d = tiny("mulaw")
     with pytest.raises(ValueError, match="precision"):

@@ -67,6 +67,9 @@ DISTRIBUTIONS = enum_names("WnDist", "WN_DIST_")
 INPUT_TYPES = enum_names("WnInput", "WN_INPUT_")
 # How a build forms int8 products: wn_int8_path() indexes this.
 INT8_PATHS = enum_names("WnInt8Path", "WN_INT8_")
+# What a generator's ``precision`` may say: the kernel's, or "auto" (see
+# generator.auto_precision).
+PRECISION_OPTIONS = (*PRECISIONS, "auto")
 # wn_profile's counters, in slot order (the last, "n", is the count).
 PROFILE_SLOTS = enum_names("WnProfileSlot", "WN_P_")[:-1]
 

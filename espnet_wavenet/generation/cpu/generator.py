@@ -58,6 +58,21 @@ def barrier_ns(lib: ctypes.CDLL, n: int = 2000) -> float:
     return sorted(lib.wn_barrier_bench(n) for _ in range(3))[1]
 
 
+
+# int8 paths measured faster than float32 at batch 1 (README, "Generation speed");
+# Arm's (dotprod) has run only under qemu, its speed unknown.
+FAST_INT8_PATHS = ("avx2", "avx512bw", "avx512vnni")
+
+
+def auto_precision(int8_path: str) -> str:
+    """``auto``'s choice: int8 where the kernel's int8 products are measured faster
+    than its float32 (x86 vector paths: at batch 1, 8 and 16 with VNNI, at batch 1
+    with AVX-512BW and AVX2), else float32 (the baseline build's scalar int8 loop
+    is 4x slower). Its quality cost on the shipped model was below measurement
+    (Kathleen RESULTS.md)."""
+    return "int8" if int8_path in FAST_INT8_PATHS else "float32"
+
+
 class CompiledGenerator:
     """Compiled sample-by-sample generation (see the module docstring).
 
@@ -66,7 +81,9 @@ class CompiledGenerator:
         dist: its output distribution.
         threads: worker threads across the batch (default: torch's thread count).
         precision: the layers' matrix weights: "float32" (default; equals the
-            reference), "float16" (half the weight memory traffic) or "int8"
+            reference), "float16" (half the weight memory traffic), "auto" (int8
+            where this build's int8 products are measured faster than float32,
+            see auto_precision, else float32) or "int8"
             (a quarter; per-row weight scales, activations quantized per vector
             on the fly, AVX-512 VNNI products; the output head stays float32).
             The lower precisions are not exact: their samples leave the float32
@@ -101,10 +118,13 @@ class CompiledGenerator:
         self.net = net.eval()
         self.dist = dist
         self.threads = threads or torch.get_num_threads()
-        if precision not in abi.PRECISIONS:
-            raise ValueError(f"precision {precision!r} is not one of {abi.PRECISIONS}")
+        if precision not in abi.PRECISION_OPTIONS:
+            raise ValueError(f"precision {precision!r} is not one of {abi.PRECISION_OPTIONS}")
         # avx512vnni, avx512bw, avx2: vector products; scalar only in the baseline build.
         self.int8_path = abi.INT8_PATHS[self.lib.wn_int8_path()]
+        if precision == "auto":
+            precision = auto_precision(self.int8_path)
+            logging.info("precision auto: %s (int8 products: %s)", precision, self.int8_path)
         if precision == "int8" and self.int8_path == "scalar":
             logging.warning(
                 "this build of the kernel (%s) has no vector int8 products: int8 runs a "
