@@ -58,7 +58,6 @@ def barrier_ns(lib: ctypes.CDLL, n: int = 2000) -> float:
     return sorted(lib.wn_barrier_bench(n) for _ in range(3))[1]
 
 
-
 # int8 paths measured faster than float32 at batch 1 (README, "Generation speed");
 # Arm's (dotprod) has run only under qemu, its speed unknown.
 FAST_INT8_PATHS = ("avx2", "avx512bw", "avx512vnni")
