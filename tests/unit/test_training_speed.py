@@ -91,14 +91,17 @@ def test_bf16_autocast_trains_on_cpu():
 
 
 def test_benchmark_times_the_model_and_the_reference(capsys):
+    # bf16 autocast too: it overflowed to NaN on badly scaled benchmark features before
     benchmark_train.main(["--config", str(ROOT / "conf" / "tiny.yaml"), "--kinds", "model",
-                          "reference", "--steps", "1", "--warmup", "1", "--segment_frames", "4"])
+                          "reference", "--steps", "1", "--warmup", "1", "--segment_frames", "4",
+                          "--amp", "bf16"])
     out = json.loads(capsys.readouterr().out)
     kinds = {r["kind"]: r for r in out["results"]}
     assert set(kinds) == {"model", "reference"}
     for r in kinds.values():
         assert r["samples_per_second"] > 0 and r["segment_samples"] == 4 * 256
         assert r["parameters"] == kinds["model"]["parameters"] and r["threads"] >= 1
+        assert r["losses_finite"] and r["amp"] == "bf16"
 
 
 def test_unknown_kind_refused():
