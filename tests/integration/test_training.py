@@ -181,9 +181,8 @@ def test_cpu_bf16_through_espnet_trainer(mini_dump, tmp_path):
 
 def test_cpu_bf16_auto_follows_the_cpu():
     from espnet_wavenet.tasks.vocoder import cpu_bf16_enabled
-    from espnet_wavenet.utils.cpu import cpu_flags, has_bf16_products
+    from espnet_wavenet.utils.cpu import has_bf16_products
 
-    assert has_bf16_products() == bool({"avx512_bf16", "amx_bf16", "bf16"} & cpu_flags())
     assert cpu_bf16_enabled("auto") == has_bf16_products()
     assert cpu_bf16_enabled("AUTO") == has_bf16_products()
     for value, expected in ((True, True), (False, False), ("true", True), ("false", False)):
