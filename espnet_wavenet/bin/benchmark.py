@@ -44,8 +44,8 @@ def get_parser() -> argparse.ArgumentParser:
                    "weights (faster, not exact); reference; gpu")
     p.add_argument("--threads", type=int, default=None, help="default: torch threads")
     p.add_argument("--isa", default=None,
-                   help="kernel to load: auto, native or an ISA level (baseline, avx2, avx512, "
-                   "avx512vnni): measure a lower level on a CPU that has a higher one "
+                   help="kernel to load: auto, native or an ISA level (baseline, avx2, avxvnni, "
+                   "avx512, avx512vnni): measure a lower level on a CPU that has a higher one "
                    "(sets ESPNET_WAVENET_KERNEL)")
     p.add_argument("--profile", action="store_true",
                    help="instead of timings: cycles per sample of each part of the two-thread "

@@ -17,6 +17,7 @@ namespace wn {
 //
 // The products, per instruction set (Int8Path in wavenet_abi.h):
 // - AVX-512 VNNI: vpdpbusd, 64 byte products into 16 int32 lanes at once;
+// - AVX-VNNI (Alder Lake and later, no AVX-512): the VEX vpdpbusd, 32 at once;
 // - AVX-512BW, AVX2: bytes widened to int16 (vpmovsxbw / vpmovzxbw) and
 //   vpmaddwd, whose pair sums (at most 2 * 255 * 127, far inside int32) land in
 //   two int32 lanes per row, added at the end.  Never vpmaddubsw: its int16
@@ -29,7 +30,11 @@ namespace wn {
 // so every thread layout, and every int8 path of one vector width, rounds
 // identically.
 #if defined(__AVX512VNNI__)
+#define WN_INT8_DPBUSD 1
 constexpr int INT8_PATH = WN_INT8_AVX512VNNI;
+#elif !defined(__AVX512F__) && (defined(__AVXVNNI__) || defined(WN_AVXVNNI_AS_EVEX))
+#define WN_INT8_DPBUSD 1
+constexpr int INT8_PATH = WN_INT8_AVXVNNI;
 #elif defined(__AVX512BW__)
 #define WN_INT8_WIDENED 1
 constexpr int INT8_PATH = WN_INT8_AVX512BW;
@@ -115,6 +120,38 @@ inline vi row_sums(wide lo, wide hi) {
 #endif
 #endif
 
+#if defined(WN_INT8_DPBUSD)
+// vpdpbusd: per int32 lane, 4 unsigned activation bytes times 4 signed weights.
+#if defined(__AVX512VNNI__)
+typedef __m512i vbytes;
+inline vbytes load_bytes(const int8_t* p) { return _mm512_loadu_si512(p); }
+inline vbytes splat4(int32_t xb) { return _mm512_set1_epi32(xb); }
+inline vi dpbusd(vi acc, vbytes x, vbytes w) {
+  return (vi)_mm512_dpbusd_epi32((__m512i)acc, x, w);
+}
+#else
+typedef __m256i vbytes;
+inline vbytes load_bytes(const int8_t* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline vbytes splat4(int32_t xb) { return _mm256_set1_epi32(xb); }
+#if defined(WN_AVXVNNI_AS_EVEX)
+// A stand-in to check this path on CPUs with AVX-512 VNNI but without AVX-VNNI
+// (no emulator here runs AVX-VNNI): the EVEX encoding of the same instruction on
+// ymm0-15, written as asm so the build stays AVX2 (-DWN_AVXVNNI_AS_EVEX, tests).
+inline vi dpbusd(vi acc, vbytes x, vbytes w) {
+  __m256i a = (__m256i)acc;
+  asm("%{evex%} vpdpbusd %2, %1, %0" : "+v"(a) : "v"(x), "v"(w));
+  return (vi)a;
+}
+#else
+inline vi dpbusd(vi acc, vbytes x, vbytes w) {
+  return (vi)_mm256_dpbusd_avx_epi32((__m256i)acc, x, w);
+}
+#endif
+#endif
+#endif
+
 // Panels per register block of the int8 products (the widened ones hold two
 // accumulators per panel).
 template <int S>
@@ -168,19 +205,17 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) acc[s][v] = vi{};
   for (int g = 0; g < cols / 4; ++g) {
-#if defined(__AVX512VNNI__)
-    __m512i w[NV];
+#if defined(WN_INT8_DPBUSD)
+    vbytes w[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v)
-      w[v] = _mm512_loadu_si512(W + v * pstride + (size_t)g * 4 * VW);
+    for (int v = 0; v < NV; ++v) w[v] = load_bytes(W + v * pstride + (size_t)g * 4 * VW);
 #pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
       int32_t xb;
       std::memcpy(&xb, xq + s * xqs + 4 * g, 4);
-      const __m512i xv = _mm512_set1_epi32(xb);
+      const vbytes xv = splat4(xb);
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v)
-        acc[s][v] = (vi)_mm512_dpbusd_epi32((__m512i)acc[s][v], xv, w[v]);
+      for (int v = 0; v < NV; ++v) acc[s][v] = dpbusd(acc[s][v], xv, w[v]);
     }
 #elif defined(__aarch64__) && defined(__ARM_FEATURE_DOTPROD)
     int8x16_t w[NV];

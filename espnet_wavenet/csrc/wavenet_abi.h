@@ -22,7 +22,8 @@ enum WnInt8Path {
   WN_INT8_AVX2,
   WN_INT8_AVX512BW,
   WN_INT8_AVX512VNNI,
-  WN_INT8_NEON_DOTPROD
+  WN_INT8_NEON_DOTPROD,
+  WN_INT8_AVXVNNI
 };
 
 // Network description; every pointer is owned by Python.  Sizes are padded to

@@ -1,11 +1,20 @@
 """int8 products on every instruction-set level: the same exact integer sums.
 
-Each level's kernel (AVX-512 VNNI, AVX-512BW without VNNI, AVX2, the scalar
-baseline) is built as installed (or, when the installed one is stale, compiled
-here with the install flags) and compared with the integer sums numpy forms,
-with weights and activations at their extremes, where int16 pair sums would
-saturate. Builds of one vector width then generate the same int8 samples.
+Each level's kernel (AVX-512 VNNI, AVX-512BW without VNNI, AVX-VNNI, AVX2, the
+scalar baseline) is built as installed (or, when the installed one is stale,
+compiled here with the install flags) and compared with the integer sums numpy
+forms, with weights and activations at their extremes, where int16 pair sums
+would saturate. Builds of one vector width then generate the same int8 samples.
+
+No CPU or emulator here runs AVX-VNNI (QEMU's TCG lacks it, up to 10.0): on a
+CPU with AVX-512 VNNI its path runs as a stand-in build that issues the EVEX
+encoding of the same vpdpbusd on ymm registers; the real build is checked for
+what it contains.
 """
+
+import ctypes
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -14,20 +23,37 @@ import torch
 from nets import needs_fast, tiny
 from espnet_wavenet.generation.cpu import abi, build, loader
 from espnet_wavenet.generation.cpu.generator import CompiledGenerator
+from espnet_wavenet.utils.cpu import cpu_flags
 
 LEVELS = [lv for lv in build.install_levels() if lv in loader.cpu_levels()]
+EVEX_STAND_IN = (
+    "avxvnni" in build.install_levels() and "avxvnni" not in LEVELS
+    and {"avx2", "avx512_vnni", "avx512vl"} <= cpu_flags()
+)
+if EVEX_STAND_IN:
+    LEVELS.insert(LEVELS.index("avx2"), "avxvnni")
+
+
+def level_library(level: str, directory) -> ctypes.CDLL:
+    """The installed kernel of a level, or one compiled with its install flags."""
+    try:
+        return loader._open_installed(level)
+    except (OSError, loader.StaleKernel):
+        path = build.kernel_path(level, directory)
+        build.compile_kernel(build.level_flags(level), path)
+        return loader._open(path)
 
 
 @pytest.fixture(scope="module")
 def level_libs(tmp_path_factory):
     libs = {}
     for level in LEVELS:
-        try:
-            lib = loader._open_installed(level)
-        except (OSError, loader.StaleKernel):
-            path = build.kernel_path(level, tmp_path_factory.mktemp(level))
-            build.compile_kernel(build.level_flags(level), path)
+        if level == "avxvnni" and EVEX_STAND_IN:
+            path = build.kernel_path("avxvnni_evex", tmp_path_factory.mktemp(level))
+            build.compile_kernel(build.level_flags("avx2") + ["-DWN_AVXVNNI_AS_EVEX"], path)
             lib = loader._open(path)
+        else:
+            lib = level_library(level, tmp_path_factory.mktemp(level))
         libs[level] = abi.bind(lib)
     return libs
 
@@ -68,28 +94,49 @@ def test_int8_products_are_exact_at_the_extremes(level_libs, level, cols):
 
 
 def test_each_level_has_its_int8_path(level_libs):
-    expected = {"avx512vnni": "avx512vnni", "avx512": "avx512bw", "avx2": "avx2",
-                "dotprod": "neon_dotprod", "baseline": "scalar"}
+    expected = {"avx512vnni": "avx512vnni", "avx512": "avx512bw", "avxvnni": "avxvnni",
+                "avx2": "avx2", "dotprod": "neon_dotprod", "baseline": "scalar"}
     for level, lib in level_libs.items():
         assert abi.INT8_PATHS[lib.wn_int8_path()] == expected[level], level
 
 
+def disassembly(lib) -> str:
+    return subprocess.run(["objdump", "-d", lib._name], stdout=subprocess.PIPE, text=True,
+                          check=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None or "avxvnni" not in build.install_levels(),
+                    reason="needs objdump and an x86-64 build")
+def test_avxvnni_build_uses_vex_vpdpbusd_and_no_avx512(tmp_path):
+    # What a CPU with AVX-VNNI but no AVX-512 (Alder Lake) loads: the VEX form
+    # (prefix c4) of the product, and not one 512-bit register or EVEX form.
+    code = disassembly(level_library("avxvnni", tmp_path))
+    dp = [line for line in code.splitlines() if "vpdpbusd" in line]
+    assert dp and all("{vex}" in line for line in dp)
+    assert "zmm" not in code
+    if EVEX_STAND_IN:  # the stand-in runs the same loop, only the encoding differs
+        path = tmp_path / "evex.so"
+        build.compile_kernel(build.level_flags("avx2") + ["-DWN_AVXVNNI_AS_EVEX"], path)
+        stand_in = [ln for ln in disassembly(loader._open(path)).splitlines() if "vpdpbusd" in ln]
+        assert len(stand_in) == len(dp) and not any("{vex}" in ln for ln in stand_in)
+
+
 @needs_fast
-def test_int8_samples_equal_across_paths_of_one_width(level_libs, monkeypatch):
-    # avx512 (widened products) and avx512vnni (vpdpbusd) share the vector width,
-    # so everything around the exact integer sums rounds alike: same samples.
-    wide = [lv for lv in ("avx512vnni", "avx512") if lv in level_libs]
-    if len(wide) < 2:
-        pytest.skip("needs a CPU with AVX-512 VNNI to run both 16-lane builds")
+@pytest.mark.parametrize("pair", [("avx512vnni", "avx512"), ("avxvnni", "avx2")])
+def test_int8_samples_equal_across_paths_of_one_width(level_libs, monkeypatch, pair):
+    # Widened products and vpdpbusd builds of one vector width (16 or 8 lanes)
+    # form the same integer sums and round alike around them: same samples.
+    if not set(pair) <= set(level_libs):
+        pytest.skip(f"this CPU cannot run both of {pair}")
     _, net, d = tiny("mulaw", 2)
     frames = [torch.randn(net.aux_channels, n + 2 * net.upsample.aux_context_window,
                           generator=torch.Generator().manual_seed(n)) for n in (5, 7)]
     noise = d.noise(2, 7 * net.hop, torch.Generator().manual_seed(3))
     out = {}
-    for level in wide:
+    for level in pair:
         monkeypatch.setattr(loader, "_lib", level_libs[level])
         monkeypatch.setattr(loader, "_kind", level)
         gen = CompiledGenerator(net, d, threads=2, precision="int8", split=False)
         out[level], _ = gen.generate_from_frames(frames, 7 * net.hop, noise,
                                                  g=torch.tensor([1, 0]))
-    assert torch.equal(out["avx512vnni"], out["avx512"])
+    assert torch.equal(out[pair[0]], out[pair[1]])

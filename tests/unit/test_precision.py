@@ -100,7 +100,7 @@ def test_auto_precision_is_int8_only_with_vector_int8_products(tmp_path):
     assert auto_precision("scalar") == "float32"  # the baseline build: int8 4x slower
     assert auto_precision("neon_dotprod") == "float32"  # Arm: speed never measured
     assert [p for p in abi.INT8_PATHS if auto_precision(p) == "int8"] == [
-        "avx2", "avx512bw", "avx512vnni"]
+        "avx2", "avx512bw", "avx512vnni", "avxvnni"]
     _, net, d = tiny("mulaw")
     gen = CompiledGenerator(net, d, threads=1, precision="auto")
     assert gen.precision == auto_precision(gen.int8_path)  # resolved: what decode_stats record

@@ -35,23 +35,23 @@ BASE_FLAGS = [
     "-ffp-contract=fast",
 ]
 _AVX512 = ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
+_AVX2 = ("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe")
 # Levels, best first: compiler flags and the /proc/cpuinfo flags they need.
 ISA_LEVELS: Dict[str, Tuple[List[str], Tuple[str, ...]]] = {
     # x86-64
     "avx512vnni": (["-march=x86-64-v4", "-mavx512vnni"], _AVX512 + ("avx512_vnni",)),
     "avx512": (["-march=x86-64-v4"], _AVX512),
-    "avx2": (
-        ["-march=x86-64-v3"],
-        ("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe"),
-    ),
+    # AVX2 with the 256-bit VNNI of Alder Lake and later (int8 by vpdpbusd)
+    "avxvnni": (["-march=x86-64-v3", "-mavxvnni"], _AVX2 + ("avx_vnni",)),
+    "avx2": (["-march=x86-64-v3"], _AVX2),
     # aarch64: ARMv8.2-A with the dot-product extension (sdot for int8)
     "dotprod": (["-march=armv8.2-a+dotprod"], ("asimd", "asimddp")),
     # the architecture's default target (x86-64: SSE2; aarch64: ARMv8-A NEON)
     "baseline": ([], ()),
 }
 _MACHINE_LEVELS = {
-    "x86_64": ["avx512vnni", "avx512", "avx2", "baseline"],
-    "AMD64": ["avx512vnni", "avx512", "avx2", "baseline"],
+    "x86_64": ["avx512vnni", "avx512", "avxvnni", "avx2", "baseline"],
+    "AMD64": ["avx512vnni", "avx512", "avxvnni", "avx2", "baseline"],
     "aarch64": ["dotprod", "baseline"],
     "arm64": ["dotprod", "baseline"],
 }

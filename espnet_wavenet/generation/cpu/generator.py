@@ -58,15 +58,16 @@ def barrier_ns(lib: ctypes.CDLL, n: int = 2000) -> float:
     return sorted(lib.wn_barrier_bench(n) for _ in range(3))[1]
 
 
-# int8 paths measured faster than float32 at batch 1 (README, "Generation speed");
-# Arm's (dotprod) has run only under qemu, its speed unknown.
-FAST_INT8_PATHS = ("avx2", "avx512bw", "avx512vnni")
+# int8 paths measured faster than float32 at batch 1 (README, "Generation speed";
+# AVX-VNNI's through its EVEX stand-in); Arm's (dotprod) has run only under qemu,
+# its speed unknown.
+FAST_INT8_PATHS = ("avx2", "avx512bw", "avx512vnni", "avxvnni")
 
 
 def auto_precision(int8_path: str) -> str:
     """``auto``'s choice: int8 where the kernel's int8 products are measured faster
     than its float32 (x86 vector paths: at batch 1, 8 and 16 with VNNI, at batch 1
-    with AVX-512BW and AVX2), else float32 (the baseline build's scalar int8 loop
+    with AVX-512BW, AVX-VNNI and AVX2), else float32 (the baseline build's scalar int8 loop
     is 4x slower). Its quality cost on the shipped model was below measurement
     (Kathleen RESULTS.md)."""
     return "int8" if int8_path in FAST_INT8_PATHS else "float32"
@@ -119,7 +120,7 @@ class CompiledGenerator:
         self.threads = threads or torch.get_num_threads()
         if precision not in abi.PRECISION_OPTIONS:
             raise ValueError(f"precision {precision!r} is not one of {abi.PRECISION_OPTIONS}")
-        # avx512vnni, avx512bw, avx2: vector products; scalar only in the baseline build.
+        # avx512vnni, avx512bw, avxvnni, avx2: vector products; scalar only in the baseline build.
         self.int8_path = abi.INT8_PATHS[self.lib.wn_int8_path()]
         if precision == "auto":
             precision = auto_precision(self.int8_path)
@@ -135,6 +136,10 @@ class CompiledGenerator:
         self._key = None
         self._packed: Optional[PackedNet] = None
         self._coef = SampleCoefficients(net.upsample) if net.upsample is not None else None
+
+    def step_weight_bytes(self) -> int:
+        """Weight bytes read per step at this precision (see PackedNet.step_bytes)."""
+        return self._pack().step_bytes()
 
     # ------------------------------------------------------------- packing
     def _weights_key(self):
