@@ -194,6 +194,12 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                      load_average=os.getloadavg()[0])
             # real-time factor per stream: seconds of compute per second of audio
             r["rtf"] = round(r["wall_s"] / (length / fs), 4)
+            if isinstance(gen, CompiledGenerator):
+                # Memory traffic: every step reads all weights once (a batch shares them).
+                step = gen.step_weight_bytes()
+                r["weight_bytes_per_step"] = step
+                r["weight_bytes_per_sample"] = round(step / batch, 1)
+                r["weight_gb_per_s"] = round(step * r["samples_per_s"] / batch / 1e9, 2)
             r["rtf_cpu_time"] = round(r["cpu_s"] / (length / fs), 4)
             rows[kind] = r
             out["results"].append(r)

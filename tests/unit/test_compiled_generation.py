@@ -349,3 +349,19 @@ def test_split_step_and_frame_rate_conditioning(dist):
     dense, _ = gen.generate(c_up[:1], length, noise[:1], g[:1])
     torch.testing.assert_close(dense[0], out[0], atol=1e-5, rtol=0)
 
+
+
+@needs_fast
+def test_step_bytes_count_every_weight_the_kernel_reads_per_step():
+    # The benchmark's bytes per sample and bandwidth rest on this count.
+    _, net, d = tiny("mulaw")
+    size = {p: CompiledGenerator(net, d, threads=1, precision=p).step_weight_bytes()
+            for p in ("float32", "float16", "int8")}
+    L, K, Rp, Hp, Sp, Op = (CompiledGenerator(net, d, threads=1)._pack().dims[k]
+                            for k in ("L", "K", "Rp", "Hp", "Sp", "Op"))
+    layers = L * (2 * Hp * K * Rp + (Rp + Sp) * Hp)  # dilated taps; residual + skip rows
+    head, biases = Sp * Sp + Op * Sp, L * (Rp + Sp) + Sp + Op
+    assert size["float32"] == 4 * (layers + head + biases)
+    assert size["float16"] == 2 * (layers + head) + 4 * biases
+    # int8 layers: a byte per weight, a float scale and an int32 offset per row
+    assert size["int8"] == layers + 8 * L * (2 * Hp * K + Rp + Sp) + 4 * (head + biases)

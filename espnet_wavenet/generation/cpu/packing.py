@@ -71,6 +71,12 @@ def quantize(w: torch.Tensor, panel: int) -> Tuple[torch.Tensor, torch.Tensor, t
     return p.reshape(-1), scale.float().contiguous(), csum.contiguous()
 
 
+# What the kernel reads at every step, whatever the batch (the conditioning is
+# projected per frame in Python, the embedding is one row per stream).
+STEP_TENSORS = ("wconv", "wrs", "qconv", "qconv_s", "qconv_c", "qrs", "qrs_s", "qrs_c",
+                "brs", "w1", "b1", "w2", "b2")
+
+
 @dataclass
 class PackedNet:
     """A network packed for the kernel.
@@ -87,6 +93,11 @@ class PackedNet:
     glob_w: Optional[torch.Tensor]
     bias: torch.Tensor
     first_cls: int  # the class fed before the first sample (mu-law of 0)
+
+    def step_bytes(self) -> int:
+        """Bytes of weights the kernel reads per generated step (shared by the
+        streams of a call): what must come from cache or memory per step."""
+        return sum(self.tensors[n].nbytes for n in STEP_TENSORS if n in self.tensors)
 
 
 @torch.no_grad()
