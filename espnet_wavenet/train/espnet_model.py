@@ -1,5 +1,6 @@
 """The ESPnet model wrapper: teacher-forced NLL of WaveNet on audio segments."""
 
+import contextlib
 import logging
 import math
 from typing import Dict, List, Optional, Tuple
@@ -50,7 +51,8 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         """Per-sample NLL in nats, (B, T); ``feats`` (B, T_frames + 2 ctx, D) normalized."""
         net = self.wavenet if wavenet is None else wavenet
         bf16 = self.cpu_bf16 and self.training and speech.device.type == "cpu"
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        # Not autocast(enabled=False) when off: that would switch off a caller's autocast.
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
             logits = net(self.distribution.teacher_forced_input(speech), feats.transpose(1, 2), sids)
         return self.distribution.nll(logits.float(), speech)
 

@@ -137,6 +137,9 @@ def benchmark_training(
 
         else:
             model = build_model(conf, Path(tmp)).to(device).train()
+            # bf16 on the CPU as the Trainer runs it (--cpu_bf16): the network
+            # under autocast, the normalization, NLL and EMA in float32.
+            model.cpu_bf16 = device == "cpu" and amp == "bf16"
             if kind == "reference":
                 model.wavenet.forward = model.wavenet.forward_reference
             batch = dict(
@@ -154,11 +157,13 @@ def benchmark_training(
                 return model(**batch)[0]
 
         optim = torch.optim.Adam(params, lr=lr)
+        # autocast around the whole forward: r9y9's net, and ESPnet's --use_amp on GPUs
+        outer_amp = kind == "r9y9" or device != "cpu"
 
         losses = []
 
         def step() -> None:
-            with autocast(device, amp):
+            with autocast(device, amp) if outer_amp else contextlib.nullcontext():
                 loss = loss_fn()
             losses.append(loss.detach())
             if scaler is not None:

@@ -11,7 +11,7 @@ import yaml
 from espnet_wavenet.bin import benchmark_train
 from espnet_wavenet.layers.upsample import ConditioningUpsampler
 from espnet_wavenet.models.builder import build_wavenet
-from espnet_wavenet.train.speed import benchmark_training
+from espnet_wavenet.train.speed import benchmark_training, build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "conf" / "tiny.yaml").read_text())
@@ -107,3 +107,25 @@ def test_benchmark_times_the_model_and_the_reference(capsys):
 def test_unknown_kind_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         benchmark_training(TINY, "wavernn", 1, 2)
+
+
+def test_bf16_runs_the_network_in_bf16_inside_or_under_the_model(tmp_path):
+    # The model's own switch (--cpu_bf16) and a caller's autocast (the benchmark's
+    # r9y9 path, ESPnet's --use_amp) both reach the network: an inner disabled
+    # autocast context once switched the caller's off (bf16 timed as float32).
+    model = build_model(TINY, tmp_path).train()
+    seen = []
+    model.wavenet.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    hop = model.wavenet.hop
+    batch = dict(speech=torch.rand(1, 4 * hop) - 0.5, speech_lengths=torch.tensor([4 * hop]),
+                 feats=torch.randn(1, 4 + 2 * model.wavenet.upsample.aux_context_window,
+                                   TINY["feats_conf"]["n_mels"]))
+    batch["feats_lengths"] = torch.tensor([batch["feats"].shape[1]])
+    model(**batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(**batch)
+    model.cpu_bf16 = True
+    model(**batch)
+    model.eval()
+    model(**batch)  # validation stays float32
+    assert seen == [torch.float32, torch.bfloat16, torch.bfloat16, torch.float32]
