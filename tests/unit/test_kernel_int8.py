@@ -112,8 +112,9 @@ def disassembly(lib) -> str:
                           check=True).stdout
 
 
-@pytest.mark.skipif(shutil.which("objdump") is None or "avxvnni" not in build.install_levels(),
-                    reason="needs objdump and an x86-64 build")
+@pytest.mark.skipif(shutil.which("objdump") is None or "avxvnni" not in build.install_levels()
+                    or "avx2" not in cpu_flags(),  # it loads the build (AVX2 code) to find it
+                    reason="needs objdump and an x86-64 CPU with AVX2")
 def test_avxvnni_build_uses_vex_vpdpbusd_and_no_avx512(tmp_path, stand_in):
     # What a CPU with AVX-VNNI but no AVX-512 (Alder Lake) loads: the VEX form
     # (prefix c4) of the product, and not one 512-bit register or EVEX form.
