@@ -111,6 +111,7 @@ def benchmark_training(
     """Time training steps of one kind; a dict of figures (JSON-ready)."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    autocast(device, amp)  # refuses fp16 on the CPU (our kinds never enter it there)
     torch.manual_seed(seed)
     hop = int(np.prod(conf["wavenet_conf"]["upsample_scales"]))
     ctx = int(conf["wavenet_conf"].get("aux_context_window", 0))

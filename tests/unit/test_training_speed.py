@@ -107,6 +107,10 @@ def test_benchmark_times_the_model_and_the_reference(capsys):
 def test_unknown_kind_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         benchmark_training(TINY, "wavernn", 1, 2)
+    # our kinds take bf16 through the model on the CPU, never the outer autocast:
+    # fp16 there must still be refused, not timed as float32
+    with pytest.raises(ValueError, match="fp16 autocast needs a GPU"):
+        benchmark_training(TINY, "model", 1, 2, amp="fp16")
 
 
 def test_bf16_runs_the_network_in_bf16_inside_or_under_the_model(tmp_path):
