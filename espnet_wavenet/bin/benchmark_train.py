@@ -2,7 +2,8 @@
 """Training speed benchmark; prints JSON (see espnet_wavenet.train.speed).
 
     python -m espnet_wavenet.bin.benchmark_train --config conf/default.yaml \
-        --batch_size 4 --segment_frames 32 --kinds model reference r9y9 [--amp bf16]
+        --batch_size 4 --segment_frames 32 --kinds model reference r9y9 [--amp bf16] \
+        [--compile]
 
 ``r9y9`` needs r9y9's ``wavenet_vocoder`` package (a benchmark extra:
 ``pip install wavenet_vocoder``); it is skipped, and said so, without it.
@@ -29,6 +30,8 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment_frames", type=int, default=None, help="default: the config's")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", choices=AMP, default="none")
+    p.add_argument("--compile", action="store_true",
+                   help="our kinds through torch.compile, as --compile trains (r9y9 as shipped)")
     p.add_argument("--threads", type=int, default=None, help="default: torch's (the cores)")
     p.add_argument("--steps", type=int, default=5, help="timed steps (median)")
     p.add_argument("--warmup", type=int, default=2)
@@ -49,7 +52,8 @@ def main(cmd: Optional[List[str]] = None) -> None:
             results.append({"kind": kind, "skipped": "wavenet_vocoder is not installed"})
             continue
         results.append(benchmark_training(
-            conf, kind, args.batch_size, frames, args.device, args.amp, args.steps, args.warmup
+            conf, kind, args.batch_size, frames, args.device, args.amp, args.steps, args.warmup,
+            compile=args.compile,
         ))
     base = next((r for r in results if r.get("kind") == "r9y9" and "samples_per_second" in r),
                 None)

@@ -117,6 +117,14 @@ class WaveNetVocoderTask(AbsTask):
             "stays float32); auto: where the CPU has bf16 products (1.5x faster "
             "there, no loss measured), else float32. On GPUs use ESPnet's --use_amp",
         )
+        group.add_argument(
+            "--compile",
+            type=str2bool,
+            default=False,
+            help="Train the network through torch.compile (CPU and GPU; needs a C++ "
+            "compiler on the CPU, Triton on GPUs); the first steps of training and "
+            "of validation pay the compilation",
+        )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -194,14 +202,17 @@ class WaveNetVocoderTask(AbsTask):
             ema_decay=args.ema_decay,
             max_nonfinite_steps=args.max_nonfinite_steps,
             cpu_bf16=cpu_bf16_enabled(getattr(args, "cpu_bf16", False)),
+            compile=bool(getattr(args, "compile", False))
+            and not getattr(args, "collect_stats", False),
         )
         if getattr(args, "train_budget_samples", None):
             logging.info("--train_budget_samples %.4g: --max_epoch %d",
                          args.train_budget_samples, args.max_epoch)
         logging.info(
-            "WaveNet: %d parameters, receptive field %d samples",
+            "WaveNet: %d parameters, receptive field %d samples%s",
             sum(p.numel() for p in net.parameters()),
             net.receptive_field,
+            ", through torch.compile" if net._compiled_call_impl is not None else "",
         )
         return model
 

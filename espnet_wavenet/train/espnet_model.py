@@ -21,6 +21,11 @@ class ESPnetWaveNetModel(AbsESPnetModel):
     The EMA is updated at the start of every training forward pass, i.e. with the
     weights the previous optimizer step produced (ESPnet's Trainer has no
     post-step hook); it lives in the state dict, so checkpoints carry it.
+
+    ``compile``: the network runs through ``torch.compile`` (TorchInductor fuses
+    the gate and the elementwise work of forward and backward); its parameter
+    names, hence checkpoints, stay the same. The first step of each mode
+    (training, validation) pays the compilation.
     """
 
     def __init__(
@@ -31,6 +36,7 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         ema_decay: float = 0.9999,
         max_nonfinite_steps: int = 20,
         cpu_bf16: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.cpu_bf16 = cpu_bf16
@@ -40,6 +46,8 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         self.distribution = distribution
         self.normalize = normalize
         self.ema = ExponentialMovingAverage(wavenet, ema_decay) if ema_decay > 0 else None
+        if compile:
+            wavenet.compile()  # in place: the state dict keeps its names
 
     def nll(
         self,
@@ -68,7 +76,8 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         if self.training and self.ema is not None:
             self.ema.update(self.wavenet)
         if self.normalize is not None:
-            feats, _ = self.normalize(feats, feats_lengths)
+            # ESPnet's GlobalMVN normalizes in place: not the caller's tensor
+            feats, _ = self.normalize(feats.clone(), feats_lengths)
         nll = self.nll(speech, feats, sids)
         mask = (
             torch.arange(speech.shape[1], device=speech.device)[None, :]

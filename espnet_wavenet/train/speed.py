@@ -46,7 +46,9 @@ def autocast(device: str, amp: str):
     return torch.autocast(device, dtype=dtype)
 
 
-def build_model(conf: Dict[str, Any], stats_dir: Path) -> ESPnetWaveNetModel:
+def build_model(
+    conf: Dict[str, Any], stats_dir: Path, compile: bool = False
+) -> ESPnetWaveNetModel:
     """The ESPnet model of a config, normalized by statistics of random features."""
     n_mels = conf["feats_conf"]["n_mels"]
     stats = stats_dir / "feats_stats.npz"
@@ -60,7 +62,7 @@ def build_model(conf: Dict[str, Any], stats_dir: Path) -> ESPnetWaveNetModel:
         conf.get("distribution_conf"),
     )
     return ESPnetWaveNetModel(net, dist, GlobalMVN(str(stats)),
-                              ema_decay=float(conf.get("ema_decay", 0.9999)))
+                              ema_decay=float(conf.get("ema_decay", 0.9999)), compile=compile)
 
 
 def build_r9y9(conf: Dict[str, Any]) -> torch.nn.Module:
@@ -82,10 +84,8 @@ def build_r9y9(conf: Dict[str, Any]) -> torch.nn.Module:
 
 
 def _timed(step: Callable[[], None], steps: int, warmup: int, device: str) -> Dict[str, float]:
-    for _ in range(warmup):
-        step()
     times = []
-    for _ in range(steps):
+    for _ in range(warmup + steps):
         if device == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -93,7 +93,9 @@ def _timed(step: Callable[[], None], steps: int, warmup: int, device: str) -> Di
         if device == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
-    return {"step_seconds": statistics.median(times), "step_seconds_min": min(times)}
+    first, times = times[0], times[warmup:]
+    return {"step_seconds": statistics.median(times), "step_seconds_min": min(times),
+            "first_step_seconds": first}
 
 
 def benchmark_training(
@@ -107,8 +109,13 @@ def benchmark_training(
     warmup: int = 2,
     grad_clip: Optional[float] = None,
     seed: int = 0,
+    compile: bool = False,
 ) -> Dict[str, Any]:
-    """Time training steps of one kind; a dict of figures (JSON-ready)."""
+    """Time training steps of one kind; a dict of figures (JSON-ready).
+
+    ``compile``: our kinds' network through ``torch.compile``, as ``--compile``
+    trains it (r9y9's runs as its package ships it); the compilation is timed
+    apart (``first_step_seconds``), not in the median."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     autocast(device, amp)  # refuses fp16 on the CPU (our kinds never enter it there)
@@ -137,7 +144,7 @@ def benchmark_training(
                 return torch.nn.functional.cross_entropy(net(x, c=c), target)
 
         else:
-            model = build_model(conf, Path(tmp)).to(device).train()
+            model = build_model(conf, Path(tmp), compile=compile).to(device).train()
             # bf16 on the CPU as the Trainer runs it (--cpu_bf16): the network
             # under autocast, the normalization, NLL and EMA in float32.
             model.cpu_bf16 = device == "cpu" and amp == "bf16"
@@ -194,6 +201,7 @@ def benchmark_training(
         samples_per_second=round(batch_size * length / out["step_seconds"], 1),
         device=device,
         amp=amp,
+        compiled=compile and kind != "r9y9",
         threads=torch.get_num_threads(),
         parameters=sum(p.numel() for p in params),
         peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

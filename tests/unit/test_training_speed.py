@@ -101,7 +101,8 @@ def test_benchmark_times_the_model_and_the_reference(capsys):
     for r in kinds.values():
         assert r["samples_per_second"] > 0 and r["segment_samples"] == 4 * 256
         assert r["parameters"] == kinds["model"]["parameters"] and r["threads"] >= 1
-        assert r["losses_finite"] and r["amp"] == "bf16"
+        assert r["losses_finite"] and r["amp"] == "bf16" and r["compiled"] is False
+        assert r["first_step_seconds"] > 0
 
 
 def test_unknown_kind_refused():
@@ -133,3 +134,43 @@ def test_bf16_runs_the_network_in_bf16_inside_or_under_the_model(tmp_path):
     model.eval()
     model(**batch)  # validation stays float32
     assert seen == [torch.float32, torch.bfloat16, torch.bfloat16, torch.float32]
+
+
+def model_batch(model: torch.nn.Module, frames: int = 4, batch: int = 2, seed: int = 5):
+    gen = torch.Generator().manual_seed(seed)
+    hop, ctx = model.wavenet.hop, model.wavenet.upsample.aux_context_window
+    feats = torch.randn(batch, frames + 2 * ctx, TINY["feats_conf"]["n_mels"], generator=gen)
+    return dict(speech=torch.rand(batch, frames * hop, generator=gen) * 1.6 - 0.8,
+                speech_lengths=torch.full((batch,), frames * hop), feats=feats,
+                feats_lengths=torch.full((batch,), feats.shape[1]))
+
+
+def test_model_forward_leaves_the_callers_features_alone(tmp_path):
+    # ESPnet's GlobalMVN normalizes in place: a batch seen twice (the training
+    # benchmark's steps) was normalized twice, its loss drifting step by step.
+    model = build_model(TINY, tmp_path).train()
+    batch = model_batch(model)
+    feats = batch["feats"].clone()
+    first = model(**batch)[0]
+    assert torch.equal(batch["feats"], feats)
+    assert torch.equal(model(**batch)[0], first)
+
+
+def test_compiled_model_computes_the_same_loss_and_gradients(tmp_path):
+    # --compile: torch.compile of the network, same parameter names (checkpoints
+    # load either way), the same loss and gradients up to float32 reordering.
+    eager = build_model(TINY, tmp_path).train()
+    compiled = build_model(TINY, tmp_path, compile=True).train()
+    compiled.load_state_dict(eager.state_dict())
+    assert list(compiled.state_dict()) == list(eager.state_dict())
+    batch = model_batch(eager)
+    results = []
+    for model in (eager, compiled):
+        loss = model(**batch)[0]
+        loss.backward()
+        results.append((loss.detach(), [p.grad for p in model.wavenet.parameters()]))
+    (le, ge), (lc, gc) = results
+    torch.testing.assert_close(lc, le, rtol=1e-5, atol=0)
+    for (name, _), a, b in zip(eager.wavenet.named_parameters(), ge, gc):
+        assert (a - b).abs().max() <= 1e-4 * a.abs().max().clamp(min=1e-12), name
+    assert compiled.wavenet._compiled_call_impl is not None
