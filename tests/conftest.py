@@ -104,6 +104,23 @@ def train_cmd(mini_dump, out, *extra):
     ]
 
 
+def inductor_toolchain_missing() -> str:
+    """Why torch.compile cannot build CPU kernels here ('' when it can): TorchInductor
+    compiles C++ that includes Python.h (Debian: python3.11-dev) with a C++ compiler."""
+    import shutil
+    import sysconfig
+
+    if not (shutil.which("g++") or shutil.which("c++")):
+        return "torch.compile on the CPU needs a C++ compiler (g++)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        return "torch.compile on the CPU needs Python's headers (python3.11-dev)"
+    return ""
+
+
+needs_inductor = pytest.mark.skipif(bool(inductor_toolchain_missing()),
+                                    reason=inductor_toolchain_missing() or "available")
+
+
 def checkpoint_state(path):
     from espnet_wavenet.train.checkpoint import load_checkpoint
 

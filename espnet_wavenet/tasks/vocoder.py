@@ -195,6 +195,9 @@ class WaveNetVocoderTask(AbsTask):
             normalize = normalize_choices.get_class(args.normalize)(
                 **args.normalize_conf
             )
+        use_compile = bool(getattr(args, "compile", False)) and not getattr(
+            args, "collect_stats", False
+        )
         model = ESPnetWaveNetModel(
             net,
             dist,
@@ -202,8 +205,7 @@ class WaveNetVocoderTask(AbsTask):
             ema_decay=args.ema_decay,
             max_nonfinite_steps=args.max_nonfinite_steps,
             cpu_bf16=cpu_bf16_enabled(getattr(args, "cpu_bf16", False)),
-            compile=bool(getattr(args, "compile", False))
-            and not getattr(args, "collect_stats", False),
+            compile=use_compile,
         )
         if getattr(args, "train_budget_samples", None):
             logging.info("--train_budget_samples %.4g: --max_epoch %d",
@@ -212,7 +214,7 @@ class WaveNetVocoderTask(AbsTask):
             "WaveNet: %d parameters, receptive field %d samples%s",
             sum(p.numel() for p in net.parameters()),
             net.receptive_field,
-            ", through torch.compile" if net._compiled_call_impl is not None else "",
+            ", through torch.compile" if use_compile else "",
         )
         return model
 

@@ -153,20 +153,17 @@ def test_nonfinite_losses_are_counted_then_stop_training():
         model(x, lens, c, flens, utt_id=["bad_utt"])
 
 
-def test_cpu_bf16_and_compile_through_espnet_trainer(mini_dump, tmp_path):
+def test_cpu_bf16_through_espnet_trainer(mini_dump, tmp_path):
     # --cpu_bf16: the network runs under bf16 autocast in training steps only
-    # (validation stays float32), through ESPnet's own Trainer; with --compile
-    # (as the recipes train) through torch.compile, the checkpoint's names unchanged.
+    # (validation stays float32), through ESPnet's own Trainer.
     out = tmp_path / "exp"
-    log = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--cpu_bf16", "true",
-                           "--compile", "true"), cwd=tmp_path).stdout
-    assert "1epoch results" in log and "through torch.compile" in log
+    log = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--cpu_bf16", "true"),
+                 cwd=tmp_path).stdout
+    assert "1epoch results" in log
     train_loss = float(re.search(r"\[train\][^\n]*?loss=([0-9.]+)", log).group(1))
     assert 0 < train_loss < 10
     state = checkpoint_state(out / "checkpoint.pth")
     assert all(torch.isfinite(v).all() for k, v in state["model"].items() if v.is_floating_point())
-    assert "wavenet.out2.weight" in state["model"]
-    assert not any("_orig_mod" in k for k in state["model"])
 
     conf = check_feats_conf({})
     net, dist = build_wavenet(conf, {"layers": 2, "stacks": 1, "residual_channels": 8,

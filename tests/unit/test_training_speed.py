@@ -12,6 +12,7 @@ from espnet_wavenet.bin import benchmark_train
 from espnet_wavenet.layers.upsample import ConditioningUpsampler
 from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.train.speed import benchmark_training, build_model
+from conftest import needs_inductor
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "conf" / "tiny.yaml").read_text())
@@ -156,6 +157,7 @@ def test_model_forward_leaves_the_callers_features_alone(tmp_path):
     assert torch.equal(model(**batch)[0], first)
 
 
+@needs_inductor
 def test_compiled_model_computes_the_same_loss_and_gradients(tmp_path):
     # --compile: torch.compile of the network, same parameter names (checkpoints
     # load either way), the same loss and gradients up to float32 reordering.
