@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstring>
+#include <vector>
 
 #include "matvec.h"
 #include "wavenet_abi.h"
@@ -92,8 +93,15 @@ typedef __m512i wide;
 inline wide widen_w(const int8_t* p) {
   return _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
-inline wide widen_x(int32_t xb) {  // 4 activation bytes -> 4 int16, repeated
+inline wide splat_x(const uint8_t* x) {  // 4 activation bytes -> 4 int16, repeated
+  int32_t xb;
+  std::memcpy(&xb, x, 4);
   return _mm512_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(xb)));
+}
+inline wide splat_x(const int16_t* x) {  // 4 widened activations: one broadcast load
+  int64_t v;
+  std::memcpy(&v, x, 8);
+  return _mm512_set1_epi64(v);
 }
 inline wide madd(wide a, wide b) { return _mm512_madd_epi16(a, b); }
 inline wide add(wide a, wide b) { return _mm512_add_epi32(a, b); }
@@ -108,8 +116,15 @@ typedef __m256i wide;
 inline wide widen_w(const int8_t* p) {
   return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
-inline wide widen_x(int32_t xb) {
+inline wide splat_x(const uint8_t* x) {
+  int32_t xb;
+  std::memcpy(&xb, x, 4);
   return _mm256_broadcastq_epi64(_mm_cvtepu8_epi16(_mm_cvtsi32_si128(xb)));
+}
+inline wide splat_x(const int16_t* x) {
+  int64_t v;
+  std::memcpy(&v, x, 8);
+  return _mm256_set1_epi64x(v);
 }
 inline wide madd(wide a, wide b) { return _mm256_madd_epi16(a, b); }
 inline wide add(wide a, wide b) { return _mm256_add_epi32(a, b); }
@@ -137,7 +152,7 @@ inline vbytes load_bytes(const int8_t* p) {
 inline vbytes splat4(int32_t xb) { return _mm256_set1_epi32(xb); }
 #if defined(WN_AVXVNNI_AS_EVEX)
 // A stand-in to check this path on CPUs with AVX-512 VNNI but without AVX-VNNI
-// (no emulator here runs AVX-VNNI): the EVEX encoding of the same instruction on
+// (AMD Zen 4/5; no emulator runs AVX-VNNI): the EVEX encoding of the same instruction on
 // ymm0-15, written as asm so the build stays AVX2 (-DWN_AVXVNNI_AS_EVEX, tests).
 inline vi dpbusd(vi acc, vbytes x, vbytes w) {
   __m256i a = (__m256i)acc;
@@ -164,8 +179,10 @@ constexpr int panels_per_block_q() {
 }
 
 // y[s] = init[s] + sr * ((W xq[s] - cs) * sx[s]) for NV consecutive panels.
-template <int NV, int S>
-inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t* xq, int xqs,
+// XT: the activations as offset bytes, or (widened products, several streams)
+// already widened to int16 by matvec_q.
+template <int NV, int S, typename XT = uint8_t>
+inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const XT* xq, int xqs,
                        const float* sx, float* y, int ys, const float* init, int is,
                        const float* sr, const int32_t* cs) {
   vi acc[S][NV];
@@ -185,9 +202,7 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
     }
 #pragma GCC unroll 8
     for (int s = 0; s < S; ++s) {
-      int32_t xb;
-      std::memcpy(&xb, xq + s * xqs + 4 * g, 4);
-      const wide xv = widen_x(xb);
+      const wide xv = splat_x(xq + s * xqs + 4 * g);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
         lo[s][v] = add(lo[s][v], madd(wl[v], xv));
@@ -245,43 +260,65 @@ inline void mvq_panels(const int8_t* W, size_t pstride, int cols, const uint8_t*
 #pragma GCC unroll 8
   for (int s = 0; s < S; ++s)
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[s][v] += *reinterpret_cast<const vi*>(cs + v * VW);
+    for (int v = 0; v < NV; ++v) acc[s][v] += vload(cs + v * VW);
 #endif
 #endif
 #pragma GCC unroll 8
   for (int s = 0; s < S; ++s)
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      const vi c = *reinterpret_cast<const vi*>(cs + v * VW);
+      const vi c = vload(cs + v * VW);
       const vf f = __builtin_convertvector(acc[s][v] - c, vf);
       vstore(y + s * ys + v * VW, vload(init + s * is + v * VW) + vload(sr + v * VW) * (f * sx[s]));
     }
 }
 
-// Rows [p0, p1) panels of a quantized matrix for S streams (see matvec; the
-// block loop is written out in both: a shared generic-lambda version measured
-// ~15% slower at batch 1, int8).
-template <int S>
-void matvec_q(const int8_t* W, int p0, int p1, int cols, const uint8_t* xq, int xqs,
-              const float* sx, float* y, int ys, const float* init, int is, const float* sr,
-              const int32_t* cs) {
+// Rows [p0, p1) panels of a quantized matrix for S streams whose activations
+// (XT: offset bytes or widened) are given (see matvec; the block loop is
+// written out in both: a shared generic-lambda version measured ~15% slower at
+// batch 1, int8).
+template <int S, typename XT>
+void mvq_blocks(const int8_t* W, int p0, int p1, int cols, const XT* xa, int xas,
+                const float* sx, float* y, int ys, const float* init, int is, const float* sr,
+                const int32_t* cs) {
   constexpr int NV = panels_per_block_q<S>();
   const size_t ps = (size_t)cols * VW;
   int p = p0;
   for (; p + NV <= p1; p += NV)
-    mvq_panels<NV, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                      sr + p * VW, cs + p * VW);
+    mvq_panels<NV, S, XT>(W + p * ps, ps, cols, xa, xas, sx, y + p * VW, ys, init + p * VW, is,
+                          sr + p * VW, cs + p * VW);
   if (NV > 4)
     for (; p + 4 <= p1; p += 4)
-      mvq_panels<4, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                       sr + p * VW, cs + p * VW);
+      mvq_panels<4, S, XT>(W + p * ps, ps, cols, xa, xas, sx, y + p * VW, ys, init + p * VW, is,
+                           sr + p * VW, cs + p * VW);
   if (NV > 2)
     for (; p + 2 <= p1; p += 2)
-      mvq_panels<2, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                       sr + p * VW, cs + p * VW);
+      mvq_panels<2, S, XT>(W + p * ps, ps, cols, xa, xas, sx, y + p * VW, ys, init + p * VW, is,
+                           sr + p * VW, cs + p * VW);
   for (; p < p1; ++p)
-    mvq_panels<1, S>(W + p * ps, ps, cols, xq, xqs, sx, y + p * VW, ys, init + p * VW, is,
-                     sr + p * VW, cs + p * VW);
+    mvq_panels<1, S, XT>(W + p * ps, ps, cols, xa, xas, sx, y + p * VW, ys, init + p * VW, is,
+                         sr + p * VW, cs + p * VW);
+}
+
+// The same from S streams' offset bytes (stream s: xq + s * xqs).
+template <int S>
+void matvec_q(const int8_t* W, int p0, int p1, int cols, const uint8_t* xq, int xqs,
+              const float* sx, float* y, int ys, const float* init, int is, const float* sr,
+              const int32_t* cs) {
+#if defined(WN_INT8_WIDENED)
+  // Several streams: their activations widened once per product, not once per
+  // panel block (a group's 4 values are then one broadcast load; measured
+  // +12-15% at batch 16).  One stream widens per group: a shorter chain.
+  if (S > 1) {
+    thread_local std::vector<int16_t> wide;
+    if (wide.size() < (size_t)S * cols) wide.resize((size_t)S * cols);
+    for (int s = 0; s < S; ++s)
+      for (int i = 0; i < cols; ++i) wide[(size_t)s * cols + i] = xq[(size_t)s * xqs + i];
+    mvq_blocks<S, int16_t>(W, p0, p1, cols, wide.data(), cols, sx, y, ys, init, is, sr, cs);
+    return;
+  }
+#endif
+  mvq_blocks<S, uint8_t>(W, p0, p1, cols, xq, xqs, sx, y, ys, init, is, sr, cs);
 }
 
 }  // namespace wn

@@ -19,7 +19,17 @@ inline void cond_rows(const WnModel& m, const WnCall& c, int b, int64_t i, int l
   const float* base = c.base + b * LW + (size_t)l * G2;
   const float* fr = c.frames + b * c.frames_bstride + (size_t)c.fidx[i] * LW + (size_t)l * G2;
   const float* cf = c.coef + b * c.coef_bstride + i * c.n_coef;
-  for (int r = r0; r < r1; r += VW) {
+  int r = r0;
+  // Four rows' vectors at a time: four independent chains over the coefficients
+  // (one chain at a time is bound by the FMA latency).
+  for (; r + 4 * VW <= r1; r += 4 * VW) {
+    vf acc[4];
+    for (int v = 0; v < 4; ++v) acc[v] = vload(base + r + v * VW);
+    for (int k = 0; k < c.n_coef; ++k)
+      for (int v = 0; v < 4; ++v) acc[v] += vload(fr + k * LW + r + v * VW) * cf[k];
+    for (int v = 0; v < 4; ++v) vstore(dst + r + v * VW, acc[v]);
+  }
+  for (; r < r1; r += VW) {
     vf acc = vload(base + r);
     for (int k = 0; k < c.n_coef; ++k) acc += vload(fr + k * LW + r) * cf[k];
     vstore(dst + r, acc);
@@ -52,7 +62,7 @@ inline void embed(const WnModel& m, int cls, float x, float* h) {
 // Gate rows: filter half (n rows) then gate half.
 inline void gate(const float* a, float* z, int n) {
   for (int i = 0; i < n; i += VW)
-    vstore(z + i, vtanh(vload(a + i)) * vsigmoid(vload(a + n + i)));
+    vstore(z + i, vgate(vload(a + i), vload(a + n + i)));
 }
 
 inline void residual(float* h, const float* r, int Rp) {

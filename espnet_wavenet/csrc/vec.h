@@ -22,7 +22,7 @@ constexpr int VW = 8;
 #else
 constexpr int VW = 4;
 #endif
-// VW-lane vectors: vf floats (vfu unaligned), vi int32.
+// VW-lane vectors: vf floats (vfu unaligned), vi int32 (viu unaligned).
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef float vfu __attribute__((vector_size(VW * 4), aligned(4)));
 typedef int32_t vi __attribute__((vector_size(VW * 4)));
@@ -33,7 +33,10 @@ constexpr int SMAX = 8;  // streams per register block (32 vector registers)
 constexpr int SMAX = 4;  // 16 vector registers
 #endif
 
+typedef int32_t viu __attribute__((vector_size(VW * 4), aligned(4)));
+
 inline vf vload(const float* p) { return *reinterpret_cast<const vfu*>(p); }
+inline vi vload(const int32_t* p) { return *reinterpret_cast<const viu*>(p); }
 inline void vstore(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf splat(float x) { return vf{} + x; }
 
@@ -75,6 +78,16 @@ inline vf vexp(vf x) {
 }
 inline vf vtanh(vf x) { return 1.0f - 2.0f / (vexp(x + x) + 1.0f); }
 inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
+// tanh(a) * sigmoid(b) with one division instead of two (a division is the
+// slowest vector instruction here): (e - 1) / ((e + 1) (1 + exp(-b))), e =
+// exp(2a).  a is clamped to +-9, where tanh is 1.0f already, so e + 1 stays
+// finite; a very negative b makes the denominator inf and the product 0.
+inline vf vgate(vf a, vf b) {
+  a = a < splat(9.0f) ? a : splat(9.0f);
+  a = a > splat(-9.0f) ? a : splat(-9.0f);
+  const vf e = vexp(a + a);
+  return (e - 1.0f) / ((e + 1.0f) * (1.0f + vexp(-b)));
+}
 
 inline float hmax(vf v) {
   float m = v[0];

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#define WN_ABI_VERSION 11
+#define WN_ABI_VERSION 12
 
 extern "C" {
 
@@ -114,10 +114,13 @@ const char* wn_source_sha256();
 int wn_panel_rows();
 int64_t wn_struct_size(int which);
 int wn_int8_path();
-// Test hook: y = W xq for one stream (n_panels packed int8 panels of cols
-// columns, offset activation bytes xq) through the kernel's int8 products:
-// the exact integer sums, as floats (exact below 2^24).
-int wn_int8_matvec(const int8_t* W, int n_panels, int cols, const uint8_t* xq, float* y);
+// Test hook: y = W xq for n_streams streams (n_panels packed int8 panels of
+// cols columns; offset activation bytes xq, cols per stream; y: n_panels * VW
+// rows per stream) through the kernel's int8 products, in the register blocks
+// of streams that generation uses: the exact integer sums, as floats (exact
+// below 2^24).
+int wn_int8_matvec(const int8_t* W, int n_panels, int cols, int n_streams, const uint8_t* xq,
+                   float* y);
 double wn_barrier_bench(int64_t n);
 int wn_profile(uint64_t* out);
 int wn_run(const WnModel* m, const WnCall* c);

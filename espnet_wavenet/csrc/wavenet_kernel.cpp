@@ -62,20 +62,25 @@ int64_t wn_struct_size(int which) {
 
 int wn_int8_path() { return INT8_PATH; }
 
-int wn_int8_matvec(const int8_t* W, int n_panels, int cols, const uint8_t* xq, float* y) {
-  if (n_panels < 1 || cols < 4 || cols % 4) return 1;
-  const std::vector<float> zero((size_t)n_panels * VW, 0.0f), one((size_t)n_panels * VW, 1.0f);
+int wn_int8_matvec(const int8_t* W, int n_panels, int cols, int n_streams, const uint8_t* xq,
+                   float* y) {
+  if (n_panels < 1 || cols < 4 || cols % 4 || n_streams < 1) return 1;
+  const size_t rows = (size_t)n_panels * VW;
+  const std::vector<float> zero(rows, 0.0f), one(rows, 1.0f), sx(n_streams, 1.0f);
   // The rows' 128 * sum(w), as packing.py gives it, then added back: W xq.
-  std::vector<int32_t> offset((size_t)n_panels * VW, 0);
+  std::vector<int32_t> offset(rows, 0);
   for (int p = 0; p < n_panels; ++p)
     for (int g = 0; g < cols / 4; ++g)
       for (int r = 0; r < VW; ++r)
         for (int k = 0; k < 4; ++k)
           offset[(size_t)p * VW + r] += 128 * W[(((size_t)p * (cols / 4) + g) * VW + r) * 4 + k];
-  const float sx = 1.0f;
-  matvec_q<1>(W, 0, n_panels, cols, xq, cols, &sx, y, 0, zero.data(), 0, one.data(),
-              offset.data());
-  for (size_t i = 0; i < offset.size(); ++i) y[i] += (float)offset[i];
+  for_blocks(n_streams, [&](int g, auto S) {
+    matvec_q<decltype(S)::value>(W, 0, n_panels, cols, xq + (size_t)g * cols, cols,
+                                 sx.data() + g, y + g * rows, (int)rows, zero.data(), 0,
+                                 one.data(), offset.data());
+  });
+  for (int s = 0; s < n_streams; ++s)
+    for (size_t i = 0; i < rows; ++i) y[s * rows + i] += (float)offset[i];
   return 0;
 }
 

@@ -64,8 +64,9 @@ int main(int argc, char** argv) {
     char* w = read_blob(in, &nw);
     char* x = read_blob(in, &nx);
     if (!w || !x) return 4;
-    std::vector<float> y((size_t)panels * wn_panel_rows());
-    rc = wn_int8_matvec(reinterpret_cast<int8_t*>(w), panels, cols,
+    const int streams = (int)(nx / cols);  // x: cols bytes per stream
+    std::vector<float> y((size_t)panels * wn_panel_rows() * streams);
+    rc = wn_int8_matvec(reinterpret_cast<int8_t*>(w), panels, cols, streams,
                         reinterpret_cast<uint8_t*>(x), y.data());
     fwrite(&rc, 4, 1, out);
     fwrite(y.data(), sizeof(float), y.size(), out);

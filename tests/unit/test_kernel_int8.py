@@ -6,10 +6,12 @@ compiled here with the install flags) and compared with the integer sums numpy
 forms, with weights and activations at their extremes, where int16 pair sums
 would saturate. Builds of one vector width then generate the same int8 samples.
 
-No CPU or emulator here runs AVX-VNNI (QEMU's TCG lacks it, up to 10.0): on a
-CPU with AVX-512 VNNI its path runs as a stand-in build that issues the EVEX
-encoding of the same vpdpbusd on ymm registers; the real build is checked for
-what it contains.
+Where the CPU has AVX-VNNI (Intel Alder Lake and later clients, Sapphire
+Rapids and later Xeons) its real build runs here like every other level. QEMU's
+TCG lacks AVX-VNNI (up to 10.0), so elsewhere, on a CPU with AVX-512 VNNI (e.g.
+AMD Zen 4/5), its path runs as a stand-in build that issues the EVEX encoding of
+the same vpdpbusd on ymm registers; the real build is always checked for what
+it contains.
 """
 
 import ctypes
@@ -66,14 +68,16 @@ def level_libs(tmp_path_factory, stand_in):
 
 
 def int8_products(lib, w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """W x through the kernel's panels (packed as packing.quantize lays them out)."""
+    """x W^T for the streams x (streams, cols) through the kernel's panels (packed
+    as packing.quantize lays them out) and its register blocks of streams."""
     vw = lib.wn_panel_rows()
     rows, cols = w.shape
     packed = np.ascontiguousarray(
         w.reshape(rows // vw, vw, cols // 4, 4).transpose(0, 2, 1, 3)
     ).reshape(-1)
-    y = np.zeros(rows, np.float32)
-    assert lib.wn_int8_matvec(packed.ctypes.data, rows // vw, cols, x.ctypes.data,
+    x = np.ascontiguousarray(x)
+    y = np.zeros((len(x), rows), np.float32)
+    assert lib.wn_int8_matvec(packed.ctypes.data, rows // vw, cols, len(x), x.ctypes.data,
                               y.ctypes.data) == 0
     return y.astype(np.int64)
 
@@ -91,13 +95,17 @@ def cases(rows: int, cols: int):
 
 @pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("cols", [4, 64, 256])
-def test_int8_products_are_exact_at_the_extremes(level_libs, level, cols):
+@pytest.mark.parametrize("streams", [1, 5, 11])
+def test_int8_products_are_exact_at_the_extremes(level_libs, level, cols, streams):
+    # Several streams run in register blocks of up to 8 (AVX-512) or 4 streams,
+    # whose widened paths widen the activations once per product, not per group.
     lib = level_libs[level]
     rows = 3 * lib.wn_panel_rows()
     for w, x in cases(rows, cols):
+        xs = np.stack([np.roll(x, s) if s % 2 else x for s in range(streams)])
         # 256 columns of 255 * 127: 8.3e6, exact in the kernel's float32 output
-        want = w.astype(np.int64) @ x.astype(np.int64)
-        np.testing.assert_array_equal(int8_products(lib, w, x), want)
+        want = xs.astype(np.int64) @ w.astype(np.int64).T
+        np.testing.assert_array_equal(int8_products(lib, w, xs), want)
 
 
 def test_each_level_has_its_int8_path(level_libs):

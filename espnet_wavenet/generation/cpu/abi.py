@@ -78,7 +78,7 @@ _SIGNATURES: Dict[str, Tuple[type, list]] = {
     "wn_struct_size": (ctypes.c_int64, [ctypes.c_int]),
     "wn_int8_path": (ctypes.c_int, []),
     "wn_int8_matvec": (ctypes.c_int, [ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
-                                      ctypes.c_void_p, ctypes.c_void_p]),
+                                      ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]),
     "wn_panel_rows": (ctypes.c_int, []),
     "wn_barrier_bench": (ctypes.c_double, [ctypes.c_int64]),
     "wn_profile": (ctypes.c_int, [ctypes.POINTER(ctypes.c_uint64)]),
