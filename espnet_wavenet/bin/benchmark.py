@@ -29,7 +29,7 @@ from typing import List, Optional
 
 import torch
 
-from espnet_wavenet.evaluation.generation_speed import KINDS, bench_config, machine
+from espnet_wavenet.evaluation.generation_speed import KINDS, SPLIT_OPTIONS, bench_config, machine
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -47,6 +47,10 @@ def get_parser() -> argparse.ArgumentParser:
                    help="kernel to load: auto, native or an ISA level (baseline, avx2, avxvnni, "
                    "avx512, avx512vnni): measure a lower level on a CPU that has a higher one "
                    "(sets ESPNET_WAVENET_KERNEL)")
+    p.add_argument("--split", choices=sorted(SPLIT_OPTIONS), default="auto",
+                   help="batch 1 on two threads: the two-thread pipeline as the generator "
+                   "decides (auto: only when a probe spin exchange is cheap), or forced on / "
+                   "off; each timing's 'pipeline' says what ran")
     p.add_argument("--profile", action="store_true",
                    help="instead of timings: cycles per sample of each part of the two-thread "
                    "pipeline (one utterance), from a -DWN_PROFILE build of the kernel")

@@ -29,6 +29,8 @@ from espnet_wavenet.utils.cpu import cpu_name, l2_cache_kb
 
 KINDS = ("fast", "fast_fp16", "fast_int8", "reference", "gpu")
 PRECISION_OF_KIND = {"fast": "float32", "fast_fp16": "float16", "fast_int8": "int8"}
+# --split: the generator's probe decides (auto), or the pipeline is forced on / off.
+SPLIT_OPTIONS = {"auto": None, "on": True, "off": False}
 
 
 def machine(threads: int, gpu: bool) -> Dict[str, Any]:
@@ -48,15 +50,18 @@ def machine(threads: int, gpu: bool) -> Dict[str, Any]:
     )
 
 
-def make_generator(kind: str, net, dist, threads: int):
-    """The generator a benchmark kind names (see :data:`KINDS`)."""
+def make_generator(kind: str, net, dist, threads: int, split: Optional[bool] = None):
+    """The generator a benchmark kind names (see :data:`KINDS`); ``split``: the
+    fast kinds' pipeline choice (None: the generator's own probe)."""
     if kind == "reference":
         return ReferenceGenerator(net, dist)
     if kind == "gpu":
         from espnet_wavenet.generation.gpu import GpuGenerator
 
         return GpuGenerator(net.cuda(), dist)
-    return CompiledGenerator(net, dist, threads=threads, precision=PRECISION_OF_KIND[kind])
+    return CompiledGenerator(
+        net, dist, threads=threads, precision=PRECISION_OF_KIND[kind], split=split
+    )
 
 
 def split_barrier_ns() -> Optional[float]:
@@ -176,7 +181,7 @@ def bench_config(path: str, args) -> Dict[str, Any]:
         for kind in kinds:
             seconds = args.reference_seconds if kind == "reference" else args.seconds
             length = max(1, int(seconds * fs))
-            gen = make_generator(kind, net, dist, args.threads)
+            gen = make_generator(kind, net, dist, args.threads, SPLIT_OPTIONS[args.split])
             repeats = 1 if kind == "reference" else args.repeats
             # The reference is launch-bound: intra-op threads only add overhead
             # (on a busy 2-core machine they slow it down many times), so it is
@@ -200,6 +205,9 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                 r["weight_bytes_per_step"] = step
                 r["weight_bytes_per_sample"] = round(step / batch, 1)
                 r["weight_gb_per_s"] = round(step * r["samples_per_s"] / batch / 1e9, 2)
+                # One stream per pair of threads ran as the two-thread pipeline (the
+                # probe may refuse it on a busy machine: then one thread ran it).
+                r["pipeline"] = bool(gen.last_split) and batch < gen.threads
             r["rtf_cpu_time"] = round(r["cpu_s"] / (length / fs), 4)
             rows[kind] = r
             out["results"].append(r)

@@ -37,7 +37,7 @@ def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "espnet_wavenet.bin.benchmark", "--config", str(CONF),
          "--kinds", "fast", "--batch_sizes", "1", "--seconds", "0.05", "--repeats", "1",
-         "--isa", lowest],
+         "--isa", lowest, "--split", "on"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -47,6 +47,8 @@ def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     row = report["configs"][0]["results"][0]
     assert row["weight_bytes_per_sample"] == row["weight_bytes_per_step"] > 0  # batch 1
     assert row["weight_gb_per_s"] > 0
+    # forced on, one stream on two or more threads ran as the two-thread pipeline
+    assert row["pipeline"] is (report["threads"] >= 2)
 
 
 def test_benchmark_quality_needs_real_speech(tmp_path, capsys):

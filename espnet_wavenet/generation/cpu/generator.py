@@ -59,8 +59,8 @@ def barrier_ns(lib: ctypes.CDLL, n: int = 2000) -> float:
 
 
 # int8 paths measured faster than float32 at batch 1 (README, "Generation speed";
-# AVX-VNNI's through its EVEX stand-in); Arm's (dotprod) has run only under qemu,
-# its speed unknown.
+# AVX-VNNI's natively on a Xeon with it, and through its EVEX stand-in); Arm's
+# (dotprod) has run only under qemu, its speed unknown.
 FAST_INT8_PATHS = ("avx2", "avx512bw", "avx512vnni", "avxvnni")
 
 
@@ -133,6 +133,7 @@ class CompiledGenerator:
             )
         self.precision = precision
         self.split = split
+        self.last_split: Optional[bool] = None
         self._key = None
         self._packed: Optional[PackedNet] = None
         self._coef = SampleCoefficients(net.upsample) if net.upsample is not None else None
@@ -225,6 +226,7 @@ class CompiledGenerator:
         starts = list(range(0, n_steps, chunk))
         pool = self._pool() if len(starts) > 1 else None
         split = int(self._may_pair())
+        self.last_split = bool(split)  # what this call let the kernel do (benchmarks report it)
         pending = project(starts[0], min(chunk, n_steps)) if starts else None
         for i, s0 in enumerate(starts):
             n = min(chunk, n_steps - s0)
