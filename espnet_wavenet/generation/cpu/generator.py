@@ -53,9 +53,15 @@ def compiled_available(net: WaveNet) -> bool:
     return device.type == "cpu" and net.gate_channels % 2 == 0
 
 
-def barrier_ns(lib: ctypes.CDLL, n: int = 2000) -> float:
-    """Measured cost of one two-thread spin exchange (median of three, ns)."""
-    return sorted(lib.wn_barrier_bench(n) for _ in range(3))[1]
+def barrier_ns(lib: ctypes.CDLL, n: int = 1000, rounds: int = 5) -> float:
+    """Measured cost of one two-thread spin exchange (ns): the fastest of
+    ``rounds`` rounds. Right after a torch op, libgomp's idle worker spins on the
+    other core for some milliseconds (measured ~5 ms: a first round of ~10 us
+    per exchange, then ~0.3 us), which says nothing of another process holding
+    a core; that one slows every round. The median of three 2,000-exchange
+    rounds refused the pipeline 26 times in 30 probes after a torch op on a
+    Xeon (Emerald Rapids, 2 vCPUs), the fastest of five 1,000-exchange ones 4."""
+    return min(lib.wn_barrier_bench(n) for _ in range(rounds))
 
 
 # int8 paths measured faster than float32 at batch 1 (README, "Generation speed";
