@@ -122,6 +122,10 @@ int wn_int8_path();
 int wn_int8_matvec(const int8_t* W, int n_panels, int cols, int n_streams, const uint8_t* xq,
                    float* y);
 double wn_barrier_bench(int64_t n);
+// Read bandwidth (GB/s, all threads together) of n_threads threads each
+// streaming its own buffer of ``bytes`` ``rounds`` times: the ceiling the
+// kernel's weight reads meet in L2 (a buffer under its size) or L3.
+double wn_read_bench(int64_t bytes, int n_threads, int rounds);
 int wn_profile(uint64_t* out);
 int wn_run(const WnModel* m, const WnCall* c);
 

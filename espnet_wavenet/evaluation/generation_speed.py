@@ -47,7 +47,22 @@ def machine(threads: int, gpu: bool) -> Dict[str, Any]:
         torch=torch.__version__,
         load_average_at_start=os.getloadavg(),
         split_barrier_ns=split_barrier_ns(),
+        read_gb_per_s=read_bandwidth(threads),
     )
+
+
+def read_bandwidth(threads: int) -> Optional[Dict[str, float]]:
+    """Read bandwidth of ``threads`` threads (GB/s, together) from a buffer each
+    of half the L2 (held in L2) and of 20 MB (L3 or memory): the ceilings that
+    ``weight_gb_per_s`` meets. None without the kernel."""
+    lib = abi.load()
+    if lib is None:
+        return None
+    l2 = (l2_cache_kb() or 1024) * 1024
+    return {
+        f"{size / 1e6:.2f}MB_per_thread": round(lib.wn_read_bench(size, threads, total // size), 1)
+        for size, total in ((l2 // 2, 4_000_000_000), (20_000_000, 1_000_000_000))
+    }
 
 
 def make_generator(kind: str, net, dist, threads: int, split: Optional[bool] = None):

@@ -81,6 +81,7 @@ _SIGNATURES: Dict[str, Tuple[type, list]] = {
                                       ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]),
     "wn_panel_rows": (ctypes.c_int, []),
     "wn_barrier_bench": (ctypes.c_double, [ctypes.c_int64]),
+    "wn_read_bench": (ctypes.c_double, [ctypes.c_int64, ctypes.c_int, ctypes.c_int]),
     "wn_profile": (ctypes.c_int, [ctypes.POINTER(ctypes.c_uint64)]),
 }
 
