@@ -37,6 +37,8 @@ HEADER = (
 def _cell(stat: Optional[Dict[str, float]], digits: int) -> str:
     if not stat or not stat.get("n"):
         return "-"
+    if stat.get("ci95") is None:  # one value (e.g. F0 where one utterance had voicing): no interval
+        return f"{stat['mean']:.{digits}f} (n={stat['n']})"
     return f"{stat['mean']:.{digits}f} ± {stat['ci95']:.{digits}f}"
 
 

@@ -429,6 +429,22 @@ def test_report_files(tmp_path):
     assert tail == [later[0], "", "Notes on the rows."]
 
 
+def test_results_row_of_a_metric_with_one_value():
+    # A barely trained model's noise may leave one utterance with voiced frames
+    # in both signals: its F0 RMSE has a mean and no interval (this broke the demo).
+    from espnet_wavenet.evaluation.results_table import HEADER, rows_for
+
+    summary = {"n_utterances": 5, "systems": {"wavenet": {
+        "f0_rmse_cents": {"mean": 1249.51, "ci95": None, "std": None, "n": 1},
+        "stoi": {"mean": 0.5, "ci95": 0.01, "std": 0.02, "n": 5},
+    }}}
+    cells = rows_for("tiny", "eval", summary, None, "a CPU", 2)
+    assert len(cells) == len(HEADER)
+    assert cells[HEADER.index("F0 RMSE cent")] == "1250 (n=1)"
+    assert cells[HEADER.index("STOI")] == "0.500 ± 0.010"
+    assert cells[HEADER.index("PESQ-WB")] == "-"
+
+
 def test_score_cache_reuses_only_what_does_not_depend_on_the_model(tmp_path):
     """A second model's evaluation of the same set takes natural speech and
     Griffin-Lim from the cache, identical to computing them; a changed
