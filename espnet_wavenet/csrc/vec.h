@@ -76,8 +76,6 @@ inline vf vexp(vf x) {
   vi e = (ki + 127) << 23;
   return p * (vf)e;
 }
-inline vf vtanh(vf x) { return 1.0f - 2.0f / (vexp(x + x) + 1.0f); }
-inline vf vsigmoid(vf x) { return 1.0f / (1.0f + vexp(-x)); }
 // tanh(a) * sigmoid(b) with one division instead of two (a division is the
 // slowest vector instruction here): (e - 1) / ((e + 1) (1 + exp(-b))), e =
 // exp(2a).  a is clamped to +-9, where tanh is 1.0f already, so e + 1 stays
