@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 import torch
 
 from espnet_wavenet.layers.causal_conv import CausalConv1d
+from espnet_wavenet.layers.conv_mm import causal_conv_mm, gated_tanh
 
 
 class ResidualBlock(torch.nn.Module):
@@ -19,6 +20,10 @@ class ResidualBlock(torch.nn.Module):
     Shapes: x (B, R, T), c (B, G, T) (the conditioning, already projected to
     ``gate_channels`` by :meth:`project_conditioning`, speaker term included) ->
     (B, R, T), (B, S, T).
+
+    On the CPU the convolutions run as batched matrix products
+    (:func:`causal_conv_mm`, the conditioning added by the dilated conv's
+    product); elsewhere as ``Conv1d``.
     """
 
     def __init__(
@@ -77,7 +82,24 @@ class ResidualBlock(torch.nn.Module):
     def forward(
         self, x: torch.Tensor, cond: Optional[torch.Tensor]
     ) -> Tuple[torch.Tensor, torch.Tensor]:
+        if x.device.type == "cpu":
+            return self.forward_mm(x, cond)
         z = self.gated(self.conv(x), cond)
         if self.conv_res is None:
             return x, self.conv_skip(z)
         return (x + self.conv_res(z)) * math.sqrt(0.5), self.conv_skip(z)
+
+    def forward_mm(
+        self, x: torch.Tensor, cond: Optional[torch.Tensor]
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` as batched matrix products (faster on CPUs)."""
+        z = gated_tanh(
+            causal_conv_mm(x, self.conv.weight, self.conv.bias, self.dilation, addend=cond)
+        )
+        # res and skip as two products: one product split in two would
+        # concatenate their gradients in the backward pass
+        s = causal_conv_mm(z, self.conv_skip.weight, self.conv_skip.bias)
+        if self.conv_res is None:
+            return x, s
+        r = causal_conv_mm(z, self.conv_res.weight, self.conv_res.bias)
+        return (x + r) * math.sqrt(0.5), s

@@ -5,6 +5,7 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from espnet_wavenet.layers.conv_mm import causal_conv_mm
 from espnet_wavenet.layers.residual_block import ResidualBlock
 from espnet_wavenet.layers.upsample import ConditioningUpsampler
 
@@ -136,7 +137,10 @@ class WaveNet(torch.nn.Module):
     def output_head(self, skips: torch.Tensor) -> torch.Tensor:
         """Summed skips (B, S, T) -> logits (B, out, T)."""
         h = torch.relu(skips * self.skip_scale)
-        return self.out2(torch.relu(self.out1(h)))
+        if h.device.type != "cpu":
+            return self.out2(torch.relu(self.out1(h)))
+        h = torch.relu(causal_conv_mm(h, self.out1.weight, self.out1.bias))
+        return causal_conv_mm(h, self.out2.weight, self.out2.bias)
 
     def forward(
         self,
