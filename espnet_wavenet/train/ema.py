@@ -18,6 +18,10 @@ class ExponentialMovingAverage(torch.nn.Module):
     them on ``--resume``. ``num_updates`` counts the updates (it carries on across
     resumes). The first update copies the weights; then the effective decay is
     warmed up, min(decay, (1 + n) / (10 + n)), so early shadows follow training.
+
+    An update when no weight has changed since the last one is skipped: with
+    ESPnet's ``--accum_grad N`` the model runs N forwards per optimizer step,
+    and the average must move once per step, not N times.
     """
 
     def __init__(self, module: torch.nn.Module, decay: float = 0.9999):
@@ -29,9 +33,19 @@ class ExponentialMovingAverage(torch.nn.Module):
         for name, p in module.named_parameters():
             self.register_buffer(shadow_buffer_name(name), p.detach().clone())
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
+        self._versions = None  # the weights' in-place versions at the last update
+
+    @staticmethod
+    def _weight_versions(module: torch.nn.Module):
+        # every in-place change (optimizer step, load_state_dict) bumps _version
+        return tuple(p._version for p in module.parameters())
 
     @torch.no_grad()
     def update(self, module: torch.nn.Module) -> None:
+        versions = self._weight_versions(module)
+        if versions == self._versions:
+            return
+        self._versions = versions
         n = int(self.num_updates)
         # The first update copies: after --init_param (fine-tuning) the shadows
         # must start from the loaded weights, not the random initialisation.

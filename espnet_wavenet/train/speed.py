@@ -110,8 +110,13 @@ def benchmark_training(
     grad_clip: Optional[float] = None,
     seed: int = 0,
     compile: bool = False,
+    accum_grad: int = 1,
 ) -> Dict[str, Any]:
     """Time training steps of one kind; a dict of figures (JSON-ready).
+
+    ``accum_grad``: a step runs the batch as this many equal micro-batches,
+    forward and backward each, as ESPnet's ``--accum_grad`` does (the gradient
+    of the whole batch's mean loss), then one clip and optimizer step.
 
     ``compile``: our kinds' network through ``torch.compile``, as ``--compile``
     trains it (r9y9's runs as its package ships it); the compilation is timed
@@ -119,6 +124,8 @@ def benchmark_training(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     autocast(device, amp)  # refuses fp16 on the CPU (our kinds never enter it there)
+    if accum_grad < 1 or batch_size % accum_grad != 0:
+        raise ValueError(f"batch_size {batch_size} is not a multiple of accum_grad {accum_grad}")
     torch.manual_seed(seed)
     hop = int(np.prod(conf["wavenet_conf"]["upsample_scales"]))
     ctx = int(conf["wavenet_conf"].get("aux_context_window", 0))
@@ -140,8 +147,8 @@ def benchmark_training(
             target = torch.randint(0, 256, (batch_size, length), device=device)
             params = list(net.parameters())
 
-            def loss_fn():
-                return torch.nn.functional.cross_entropy(net(x, c=c), target)
+            def loss_fn(i):
+                return torch.nn.functional.cross_entropy(net(x[i], c=c[i]), target[i])
 
         else:
             model = build_model(conf, Path(tmp), compile=compile).to(device).train()
@@ -161,24 +168,25 @@ def benchmark_training(
                 batch["sids"] = torch.zeros(batch_size, dtype=torch.long, device=device)
             params = list(model.wavenet.parameters())
 
-            def loss_fn():
-                return model(**batch)[0]
+            def loss_fn(i):
+                return model(**{k: v[i] for k, v in batch.items()})[0]
 
         optim = torch.optim.Adam(params, lr=lr)
         # autocast around the whole forward: r9y9's net, and ESPnet's --use_amp on GPUs
         outer_amp = kind == "r9y9" or device != "cpu"
 
         losses = []
+        micro = batch_size // accum_grad
+        parts = [slice(j * micro, (j + 1) * micro) for j in range(accum_grad)]
 
         def step() -> None:
-            with autocast(device, amp) if outer_amp else contextlib.nullcontext():
-                loss = loss_fn()
-            losses.append(loss.detach())
+            for part in parts:
+                with autocast(device, amp) if outer_amp else contextlib.nullcontext():
+                    loss = loss_fn(part) / accum_grad
+                losses.append(loss.detach())
+                (loss if scaler is None else scaler.scale(loss)).backward()
             if scaler is not None:
-                scaler.scale(loss).backward()
                 scaler.unscale_(optim)
-            else:
-                loss.backward()
             torch.nn.utils.clip_grad_norm_(params, clip)
             if scaler is not None:
                 scaler.step(optim)
@@ -197,6 +205,7 @@ def benchmark_training(
     out.update(
         kind=kind,
         batch_size=batch_size,
+        accum_grad=accum_grad,
         segment_samples=length,
         samples_per_second=round(batch_size * length / out["step_seconds"], 1),
         device=device,

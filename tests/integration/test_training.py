@@ -70,25 +70,41 @@ def test_ema_tracks_and_warms_up():
     ema.update(lin)  # warm-up decay (1 + 1) / 11: mostly the new value
     w = ema.shadow_state_dict()["weight"]
     assert torch.allclose(w, torch.full_like(w, 2.0 / 11.0))
+    # a forward of --accum_grad that follows no optimizer step: no update
+    ema.update(lin)
+    assert ema.num_updates.item() == 2
+    assert torch.equal(ema.shadow_state_dict()["weight"], w)
+    for p in lin.parameters():
+        p.grad = torch.ones_like(p)
+    torch.optim.SGD(lin.parameters(), lr=1.0).step()
+    ema.update(lin)
+    assert ema.num_updates.item() == 3
     assert "ema.weight" not in dict(lin.named_parameters())
     assert set(k for k in ema.state_dict()) == {"weight", "bias", "num_updates"}
 
 
 def test_cli_trains_writes_experiment_and_resumes(mini_dump, tmp_path):
     out = tmp_path / "exp"
-    first = run_py(train_cmd(mini_dump, out, "--max_epoch", "1"), cwd=tmp_path)
+    # batches of 4 on the CPU: 2 micro-batches of 2 (--cpu_micro_batch 2, the default)
+    first = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--batch_size", "4"),
+                   cwd=tmp_path)
     assert "1epoch results" in first.stdout
     for name in ("checkpoint.pth", "1epoch.pth", "latest.pth", "valid.loss.best.pth",
                  "config.yaml"):
         assert (out / name).exists(), name
     assert any((out / "images").glob("*.png"))
     assert any((out / "tensorboard").rglob("events.*"))
+    conf = yaml.safe_load((out / "config.yaml").read_text())
+    assert (conf["batch_size"], conf["accum_grad"], conf["num_iters_per_epoch"]) == (2, 2, 10)
+    assert conf["valid_batch_size"] == 4
     state = checkpoint_state(out / "checkpoint.pth")
+    # 5 optimizer steps of 2 forwards each: the average moved once per step
     assert state["model"]["ema.num_updates"].item() == 5
     ema1 = state["model"]["ema.out2__weight"].clone()
 
     log = run_py(
-        train_cmd(mini_dump, out, "--max_epoch", "2", "--resume", "true"), cwd=tmp_path
+        train_cmd(mini_dump, out, "--max_epoch", "2", "--resume", "true", "--batch_size", "4"),
+        cwd=tmp_path
     ).stdout
     assert "The training was resumed using" in log
     assert "2epoch results" in log and "1epoch results" not in log
