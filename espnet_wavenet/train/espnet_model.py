@@ -86,7 +86,9 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         loss = (nll * mask).sum() / mask.sum().clamp(min=1.0)
         nonfinite = self.check_finite(loss, kwargs.get("utt_id"))
         stats = dict(
-            loss=loss.detach(),
+            # a copy: ESPnet's Trainer divides the loss in place by --accum_grad,
+            # and a detached view would report that quotient as the loss
+            loss=loss.detach().clone(),
             nll_bits=loss.detach() / math.log(2.0),
             nonfinite=torch.tensor(float(nonfinite), device=loss.device),
         )

@@ -89,6 +89,11 @@ def test_cli_trains_writes_experiment_and_resumes(mini_dump, tmp_path):
     first = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--batch_size", "4"),
                    cwd=tmp_path)
     assert "1epoch results" in first.stdout
+    # the reported train loss is the NLL, not the loss ESPnet divided by --accum_grad
+    train = re.search(r"1epoch results: \[train\].*?loss=([\d.]+), nll_bits=([\d.]+)",
+                      first.stdout)
+    assert train, first.stdout[-3000:]
+    assert float(train[1]) == pytest.approx(float(train[2]) * np.log(2.0), abs=2e-3)
     for name in ("checkpoint.pth", "1epoch.pth", "latest.pth", "valid.loss.best.pth",
                  "config.yaml"):
         assert (out / name).exists(), name
@@ -186,7 +191,7 @@ def test_cpu_bf16_through_espnet_trainer(mini_dump, tmp_path):
                                      "gate_channels": 8, "skip_channels": 8})
     model = ESPnetWaveNetModel(net, dist, ema_decay=0, cpu_bf16=True)
     seen = []
-    net.out2.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    net.register_forward_hook(lambda m, i, o: seen.append(o.dtype))  # the logits
     speech = torch.rand(1, 2 * net.hop) - 0.5
     feats = torch.randn(1, 2 + 2 * net.aux_context_window, 80)
     for training in (True, False):
