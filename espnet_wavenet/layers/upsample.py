@@ -1,6 +1,6 @@
 """Learned upsampler from feature frames to the sample rate."""
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -129,14 +129,35 @@ class ConditioningUpsampler(torch.nn.Module):
             coef = torch.cat([coef[:margin], inner, coef[n - margin :]])
         return coef
 
-    def stretch_frames(self, p: torch.Tensor, band: torch.Tensor) -> torch.Tensor:
+    def stretch_frames(
+        self, p: torch.Tensor, band: torch.Tensor, offset: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """(B, C, F) -> (B, C, F * hop) with ``band = frame_band(F)``: the same
         as :meth:`stretch` on every channel, in (2 r + 1) multiply-adds per
-        output sample (a banded matrix product)."""
+        output sample (a banded matrix product), plus ``offset`` (B, C) or (C,),
+        constant in time, if given. Returns a new contiguous tensor.
+
+        Frames farther than r from both ends share one set of coefficients: the
+        whole output is one matrix product with those (the offset as one more
+        column of ones), then the 2 r edge frames are corrected."""
         b, ch, n = p.shape
         r = self.reach
         windows = torch.nn.functional.pad(p, (r, r)).unfold(2, 2 * r + 1, 1)  # (B, C, F, w)
-        return torch.einsum("bcfw,fwp->bcfp", windows, band).reshape(b, ch, n * self.hop)
+        if n <= 2 * r:  # no frame away from both edges
+            out = torch.einsum("bcfw,fwp->bcfp", windows, band).reshape(b, ch, n * self.hop)
+            return out if offset is None else out + offset[..., None]
+        inner = band[r]
+        if offset is not None:
+            column = offset.expand(b, ch)[:, :, None, None].expand(b, ch, n, 1)
+            windows = torch.cat([windows, column], dim=-1)
+            inner = torch.cat([inner, inner.new_ones(1, self.hop)])
+        out = torch.matmul(windows, inner)  # (B, C, F, hop)
+        w = 2 * r + 1
+        for edge in (slice(0, r), slice(n - r, n)):
+            out[:, :, edge] += torch.einsum(
+                "bcfw,fwp->bcfp", windows[:, :, edge, :w], band[edge] - band[r]
+            )
+        return out.reshape(b, ch, n * self.hop)
 
 
 def stretch_reach(scales: Sequence[int]) -> int:

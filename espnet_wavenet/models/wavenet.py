@@ -1,12 +1,13 @@
 """The WaveNet network (van den Oord et al. 2016, arXiv 1609.03499)."""
 
 import math
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence
 
 import torch
 
 from espnet_wavenet.layers.conv_mm import causal_conv_mm
 from espnet_wavenet.layers.residual_block import ResidualBlock
+from espnet_wavenet.layers.residual_mm import residual_layer_mm
 from espnet_wavenet.layers.upsample import ConditioningUpsampler
 
 
@@ -151,21 +152,64 @@ class WaveNet(torch.nn.Module):
         """Logits (B, out, T). The conditioning is projected into every layer
         at frame rate and then upsampled: the upsampler is linear in time and
         shared by all channels, so this is :meth:`forward_reference` (project
-        the upsampled features) with about a third fewer multiply-adds."""
+        the upsampled features) with about a third fewer multiply-adds.
+
+        On the CPU in float (no autocast, not compiled) each layer is one
+        autograd function (:func:`residual_layer_mm`) that works in place."""
         h = self.embed_input(x)
+        if (
+            h.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
+            and not torch.compiler.is_compiling()  # TorchInductor fuses on its own
+        ):
+            return self.forward_cpu(h, c, g)
         skips = 0
         for block, cond in zip(self.blocks, self.layer_conditioning(c, g, h.shape[-1])):
             h, s = block(h, cond)
             skips = skips + s
         return self.output_head(skips)
 
+    def forward_cpu(
+        self, h: torch.Tensor, c: Optional[torch.Tensor], g: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """:meth:`forward` from the embedded input h (B, R, T), fused layers."""
+        h = h.contiguous()
+        b, _, t = h.shape
+        skip_bias = torch.stack([block.conv_skip.bias for block in self.blocks]).sum(0)
+        skips = skip_bias[None, :, None].expand(b, -1, t).contiguous()
+        gate_inputs = self.layer_conditioning(c, g, t, with_bias=True)
+        for block, gate_input in zip(self.blocks, gate_inputs):
+            if gate_input is None:
+                gate_input = h.new_zeros(b, self.gate_channels, t)
+            elif gate_input.shape[-1] != t:  # constant in time: the layer needs a buffer
+                gate_input = gate_input.expand(b, -1, t).contiguous()
+            res = block.conv_res
+            out, skips = residual_layer_mm(
+                h, gate_input, skips, block.conv.weight,
+                None if res is None else res.weight[..., 0],
+                None if res is None else res.bias,
+                block.conv_skip.weight[..., 0], block.dilation, math.sqrt(0.5),
+            )
+            h = h if out is None else out
+        return self.output_head(skips)
+
     def layer_conditioning(
-        self, c: Optional[torch.Tensor], g: Optional[torch.Tensor], length: int
-    ) -> List[Optional[torch.Tensor]]:
-        """Every layer's conditioning term V c + U g: (B, G, T), (B, G, 1) or None."""
+        self, c: Optional[torch.Tensor], g: Optional[torch.Tensor], length: int,
+        with_bias: bool = False,
+    ) -> Iterator[Optional[torch.Tensor]]:
+        """Every layer's conditioning term V c + U g, one layer at a time: (B,
+        G, T) (a new tensor), (B, G, 1), (G, 1) or None; ``with_bias``: plus the
+        layer's dilated-conv bias."""
         gg = self.global_condition(g)
+        offsets = []
+        for block in self.blocks:
+            off = block.conv.bias if with_bias else None
+            if gg is not None and block.conv_global is not None:
+                u = block.conv_global(gg)[..., 0]  # (B, G)
+                off = u if off is None else u + off
+            offsets.append(off)
         if c is None or self.upsample is None:
-            return [block.project_conditioning(None, gg) for block in self.blocks]
+            yield from (None if off is None else off[..., None] for off in offsets)
+            return
         ctx = self.upsample.context(c)  # (B, aux, F)
         if ctx.shape[-1] * self.hop != length:
             raise ValueError(
@@ -176,13 +220,8 @@ class WaveNet(torch.nn.Module):
         weight = torch.cat([block.conv_aux.weight for block in self.blocks])
         proj = torch.nn.functional.conv1d(ctx, weight).split(self.gate_channels, dim=1)
         band = self.upsample.frame_band(ctx.shape[-1])
-        out = []
-        for block, p in zip(self.blocks, proj):
-            cond = self.upsample.stretch_frames(p, band)
-            if gg is not None and block.conv_global is not None:
-                cond = cond + block.conv_global(gg)
-            out.append(cond)
-        return out
+        for p, off in zip(proj, offsets):
+            yield self.upsample.stretch_frames(p, band, off)
 
     def forward_reference(
         self,

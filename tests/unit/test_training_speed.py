@@ -35,7 +35,7 @@ def perturbed_net(dist: str, n_speakers: int, dtype=torch.float64):
 
 @pytest.mark.parametrize("dist", list(DISTS))
 @pytest.mark.parametrize("n_speakers", [0, 3])
-@pytest.mark.parametrize("frames", [1, 4, 9])
+@pytest.mark.parametrize("frames", [1, 4, 9, 24])
 def test_forward_equals_reference_loss_and_gradients(dist, n_speakers, frames):
     # In float64 the two orders of the same linear maps agree to rounding.
     net, d = perturbed_net(dist, n_speakers)
@@ -72,6 +72,11 @@ def test_frame_band_equals_stretch(scales, frames):
     assert band.shape == (frames, 2 * up.reach + 1, up.hop)
     want = up.stretch(p.reshape(6, 1, frames)).reshape(2, 3, -1)
     torch.testing.assert_close(up.stretch_frames(p, band), want, atol=1e-12, rtol=0)
+    # a term constant in time (bias, speaker), per batch item and channel or shared
+    for offset in (torch.randn(2, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)):
+        got = up.stretch_frames(p, band, offset)
+        assert got.is_contiguous()
+        torch.testing.assert_close(got, want + offset[..., None], atol=1e-12, rtol=0)
 
 
 def test_bf16_autocast_trains_on_cpu():
