@@ -3,7 +3,7 @@
 
     python -m espnet_wavenet.bin.benchmark_train --config conf/default.yaml \
         --batch_size 4 --segment_frames 32 --kinds model reference r9y9 [--amp bf16] \
-        [--compile] [--accum_grad 2]
+        [--compile] [--accum_grad 2] [--rounds 3]
 
 ``r9y9`` needs r9y9's ``wavenet_vocoder`` package (a benchmark extra:
 ``pip install wavenet_vocoder``); it is skipped, and said so, without it.
@@ -18,7 +18,7 @@ from typing import List, Optional
 import torch
 import yaml
 
-from espnet_wavenet.train.speed import AMP, KINDS, benchmark_training, r9y9_available
+from espnet_wavenet.train.speed import AMP, KINDS, benchmark_kinds, r9y9_available
 from espnet_wavenet.utils.cpu import cpu_name
 
 
@@ -35,7 +35,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="default: torch's (the cores)")
     p.add_argument("--accum_grad", type=int, default=1,
                    help="each step as this many micro-batches (ESPnet's --accum_grad)")
-    p.add_argument("--steps", type=int, default=5, help="timed steps (median)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per kind and round")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="the kinds take turns this many times (a shared machine's slow "
+                   "spells then fall on all kinds alike); medians over all rounds")
     p.add_argument("--warmup", type=int, default=4,
                    help="untimed steps; glibc's malloc keeps mmap'ing and page-faulting "
                    "the large activations for the first 3-4 steps")
@@ -50,15 +53,16 @@ def main(cmd: Optional[List[str]] = None) -> None:
     with open(args.config, encoding="utf-8") as f:
         conf = yaml.safe_load(f)
     frames = args.segment_frames or int(conf.get("segment_frames", 32))
-    results = []
-    for kind in args.kinds:
-        if kind == "r9y9" and not r9y9_available():
-            results.append({"kind": kind, "skipped": "wavenet_vocoder is not installed"})
-            continue
-        results.append(benchmark_training(
-            conf, kind, args.batch_size, frames, args.device, args.amp, args.steps, args.warmup,
-            compile=args.compile, accum_grad=args.accum_grad,
-        ))
+    skipped = []
+    kinds = list(args.kinds)
+    if "r9y9" in kinds and not r9y9_available():
+        kinds.remove("r9y9")
+        skipped.append({"kind": "r9y9", "skipped": "wavenet_vocoder is not installed"})
+    results = benchmark_kinds(
+        conf, kinds, args.batch_size, frames, args.device, args.amp, args.steps, args.warmup,
+        compile=args.compile, accum_grad=args.accum_grad, rounds=args.rounds,
+    ) if kinds else []
+    results += skipped
     base = next((r for r in results if r.get("kind") == "r9y9" and "samples_per_second" in r),
                 None)
     for r in results:

@@ -135,29 +135,81 @@ class ConditioningUpsampler(torch.nn.Module):
         """(B, C, F) -> (B, C, F * hop) with ``band = frame_band(F)``: the same
         as :meth:`stretch` on every channel, in (2 r + 1) multiply-adds per
         output sample (a banded matrix product), plus ``offset`` (B, C) or (C,),
-        constant in time, if given. Returns a new contiguous tensor.
-
-        Frames farther than r from both ends share one set of coefficients: the
-        whole output is one matrix product with those (the offset as one more
-        column of ones), then the 2 r edge frames are corrected."""
+        constant in time, if given. Returns a new tensor, contiguous."""
         b, ch, n = p.shape
         r = self.reach
+        if n > 2 * r:
+            return _BandStretch.apply(p, band, offset, r)
         windows = torch.nn.functional.pad(p, (r, r)).unfold(2, 2 * r + 1, 1)  # (B, C, F, w)
-        if n <= 2 * r:  # no frame away from both edges
-            out = torch.einsum("bcfw,fwp->bcfp", windows, band).reshape(b, ch, n * self.hop)
-            return out if offset is None else out + offset[..., None]
+        out = torch.einsum("bcfw,fwp->bcfp", windows, band).reshape(b, ch, n * self.hop)
+        return out if offset is None else out + offset[..., None]
+
+
+class _BandStretch(torch.autograd.Function):
+    """:meth:`ConditioningUpsampler.stretch_frames` where some frame lies r
+    frames away from both ends: frames there share one set of coefficients
+    (``band[r]``), so the whole output is one matrix product with those (the
+    offset as one more column, of ones), then the 2 r edge frames are corrected
+    in place. Backward by hand: autograd's in-place bookkeeping on views of the
+    output (a copy of the whole gradient per edge) cost more than the product."""
+
+    @staticmethod
+    def forward(ctx, p, band, offset, r: int):
+        b, ch, n = p.shape
+        w, hop = 2 * r + 1, band.shape[-1]
+        cols = p.new_empty(b, ch, n, w + (offset is not None))
+        cols[..., :w] = torch.nn.functional.pad(p, (r, r)).unfold(2, w, 1)
         inner = band[r]
         if offset is not None:
-            column = offset.expand(b, ch)[:, :, None, None].expand(b, ch, n, 1)
-            windows = torch.cat([windows, column], dim=-1)
-            inner = torch.cat([inner, inner.new_ones(1, self.hop)])
-        out = torch.matmul(windows, inner)  # (B, C, F, hop)
-        w = 2 * r + 1
-        for edge in (slice(0, r), slice(n - r, n)):
-            out[:, :, edge] += torch.einsum(
-                "bcfw,fwp->bcfp", windows[:, :, edge, :w], band[edge] - band[r]
-            )
-        return out.reshape(b, ch, n * self.hop)
+            cols[..., w] = offset.expand(b, ch)[..., None]
+            inner = torch.cat([inner, inner.new_ones(1, hop)])
+        # the product into the returned tensor itself: a view of it, returned,
+        # could not be modified in place by the layer that takes it over
+        out = p.new_empty(b, ch, n * hop)
+        torch.mm(cols.view(-1, cols.shape[-1]), inner, out=out.view(-1, hop))
+        frames = out.view(b, ch, n, hop)
+        for edge in _edges(n, r):
+            frames[:, :, edge] += torch.einsum("bcfw,fwp->bcfp", cols[:, :, edge, :w],
+                                               band[edge] - band[r])
+        ctx.r = r
+        ctx.offset_shape = None if offset is None else offset.shape
+        ctx.save_for_backward(cols, band)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        cols, band = ctx.saved_tensors
+        r = ctx.r
+        b, ch, n, k = cols.shape
+        w, hop = 2 * r + 1, band.shape[-1]
+        dout = dout.contiguous().view(b, ch, n, hop)
+        dp = dband = doffset = None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[2]:
+            inner = band[r] if k == w else torch.cat([band[r], band.new_ones(1, hop)])
+            dcols = torch.mm(dout.view(-1, hop), inner.t()).view(b, ch, n, k)
+            for edge in _edges(n, r):
+                dcols[:, :, edge, :w] += torch.einsum("bcfp,fwp->bcfw", dout[:, :, edge],
+                                                      band[edge] - band[r])
+            if ctx.needs_input_grad[0]:
+                dpad = dcols.new_zeros(b, ch, n + 2 * r)
+                for j in range(w):  # column j of frame f read padded frame f + j
+                    dpad[:, :, j : j + n] += dcols[..., j]
+                dp = dpad[:, :, r : r + n]
+            if ctx.needs_input_grad[2]:
+                doffset = dcols[..., w].sum(2).sum_to_size(ctx.offset_shape)
+        if ctx.needs_input_grad[1]:
+            dband = band.new_zeros(band.shape)
+            dband[r] = torch.mm(cols.view(-1, k).t(), dout.view(-1, hop))[:w]
+            for edge in _edges(n, r):
+                g = torch.einsum("bcfw,bcfp->fwp", cols[:, :, edge, :w], dout[:, :, edge])
+                dband[edge] += g
+                dband[r] -= g.sum(0)
+        return dp, dband, doffset, None
+
+
+def _edges(n: int, r: int):
+    """The frames within r of either end (slices), for n > 2 r frames."""
+    return [slice(0, r), slice(n - r, n)] if r > 0 else []
 
 
 def stretch_reach(scales: Sequence[int]) -> int:

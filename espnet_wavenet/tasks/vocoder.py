@@ -112,10 +112,13 @@ class WaveNetVocoderTask(AbsTask):
         group.add_argument(
             "--cpu_bf16",
             type=str,
-            default="auto",
+            default="false",
             help="true: train the network under bf16 autocast on the CPU (validation "
-            "stays float32); auto: where the CPU has bf16 products (1.5x faster "
-            "there, no loss measured), else float32. On GPUs use ESPnet's --use_amp",
+            "stays float32; the layers then run unfused); auto: where the CPU has "
+            "bf16 products. Off by default: the fused float32 layers train faster on "
+            "the Emerald Rapids Xeon measured, whose bf16 products (no AMX) ran at "
+            "half float32's speed; not yet re-measured on Zen 5. On GPUs use ESPnet's "
+            "--use_amp",
         )
         group.add_argument(
             "--cpu_micro_batch",

@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -51,6 +51,7 @@ def build_model(
 ) -> ESPnetWaveNetModel:
     """The ESPnet model of a config, normalized by statistics of random features."""
     n_mels = conf["feats_conf"]["n_mels"]
+    stats_dir.mkdir(parents=True, exist_ok=True)
     stats = stats_dir / "feats_stats.npz"
     # means N(0, 1), variances 1: the normalized random features stay O(1) (variances
     # of 2 - mean^2, used before, fell to ESPnet's floor in bands where |mean| > 1.4)
@@ -83,44 +84,21 @@ def build_r9y9(conf: Dict[str, Any]) -> torch.nn.Module:
     return R9y9WaveNet(**{k: v for k, v in kw.items() if k in params})
 
 
-def _timed(step: Callable[[], None], steps: int, warmup: int, device: str) -> Dict[str, float]:
-    times = []
-    for _ in range(warmup + steps):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    first, times = times[0], times[warmup:]
-    return {"step_seconds": statistics.median(times), "step_seconds_min": min(times),
-            "first_step_seconds": first}
+class _Kind:
+    """One kind's training step on its own data, ready to be timed."""
+
+    def __init__(self, kind: str, step: Callable[[], None], losses: List[torch.Tensor],
+                 parameters: int):
+        self.kind, self.step, self.losses, self.parameters = kind, step, losses, parameters
+        self.times: List[float] = []
+        self.first = float("nan")
 
 
-def benchmark_training(
-    conf: Dict[str, Any],
-    kind: str,
-    batch_size: int,
-    segment_frames: int,
-    device: str = "cpu",
-    amp: str = "none",
-    steps: int = 5,
-    warmup: int = 2,
-    grad_clip: Optional[float] = None,
-    seed: int = 0,
-    compile: bool = False,
-    accum_grad: int = 1,
-) -> Dict[str, Any]:
-    """Time training steps of one kind; a dict of figures (JSON-ready).
-
-    ``accum_grad``: a step runs the batch as this many equal micro-batches,
-    forward and backward each, as ESPnet's ``--accum_grad`` does (the gradient
-    of the whole batch's mean loss), then one clip and optimizer step.
-
-    ``compile``: our kinds' network through ``torch.compile``, as ``--compile``
-    trains it (r9y9's runs as its package ships it); the compilation is timed
-    apart (``first_step_seconds``), not in the median."""
+def _prepare(
+    conf: Dict[str, Any], kind: str, batch_size: int, segment_frames: int, device: str,
+    amp: str, grad_clip: Optional[float], seed: int, compile: bool, accum_grad: int,
+    tmp: Path,
+) -> _Kind:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     autocast(device, amp)  # refuses fp16 on the CPU (our kinds never enter it there)
@@ -135,90 +113,161 @@ def benchmark_training(
     lr = float(conf.get("optim_conf", {}).get("lr", 1e-3))
     speech = (torch.rand(batch_size, length) * 2 - 1).to(device)
     scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
-    with tempfile.TemporaryDirectory() as tmp:
-        if kind == "r9y9":
-            net = build_r9y9(conf).to(device).train()
-            x = torch.nn.functional.one_hot(
-                torch.randint(0, 256, (batch_size, length)), 256
-            ).transpose(1, 2).float().to(device)
-            c = torch.randn(batch_size, n_mels, segment_frames + 2 * ctx, device=device)
-            if "cin_pad" not in inspect.signature(type(net).__init__).parameters:
-                c = c[:, :, ctx : ctx + segment_frames]  # no context frames in 0.1.x
-            target = torch.randint(0, 256, (batch_size, length), device=device)
-            params = list(net.parameters())
+    if kind == "r9y9":
+        net = build_r9y9(conf).to(device).train()
+        x = torch.nn.functional.one_hot(
+            torch.randint(0, 256, (batch_size, length)), 256
+        ).transpose(1, 2).float().to(device)
+        c = torch.randn(batch_size, n_mels, segment_frames + 2 * ctx, device=device)
+        if "cin_pad" not in inspect.signature(type(net).__init__).parameters:
+            c = c[:, :, ctx : ctx + segment_frames]  # no context frames in 0.1.x
+        target = torch.randint(0, 256, (batch_size, length), device=device)
+        params = list(net.parameters())
 
-            def loss_fn(i):
-                return torch.nn.functional.cross_entropy(net(x[i], c=c[i]), target[i])
+        def loss_fn(i):
+            return torch.nn.functional.cross_entropy(net(x[i], c=c[i]), target[i])
 
+    else:
+        model = build_model(conf, tmp, compile=compile).to(device).train()
+        # bf16 on the CPU as the Trainer runs it (--cpu_bf16): the network
+        # under autocast, the normalization, NLL and EMA in float32.
+        model.cpu_bf16 = device == "cpu" and amp == "bf16"
+        if kind == "reference":
+            model.wavenet.forward = model.wavenet.forward_reference
+        batch = dict(
+            speech=speech,
+            speech_lengths=torch.full((batch_size,), length, device=device),
+            feats=torch.randn(batch_size, segment_frames + 2 * ctx, n_mels, device=device),
+            feats_lengths=torch.full((batch_size,), segment_frames + 2 * ctx,
+                                     device=device),
+        )
+        if model.wavenet.n_speakers > 0:
+            batch["sids"] = torch.zeros(batch_size, dtype=torch.long, device=device)
+        params = list(model.wavenet.parameters())
+
+        def loss_fn(i):
+            return model(**{k: v[i] for k, v in batch.items()})[0]
+
+    optim = torch.optim.Adam(params, lr=lr)
+    # autocast around the whole forward: r9y9's net, and ESPnet's --use_amp on GPUs
+    outer_amp = kind == "r9y9" or device != "cpu"
+    losses: List[torch.Tensor] = []
+    micro = batch_size // accum_grad
+    parts = [slice(j * micro, (j + 1) * micro) for j in range(accum_grad)]
+
+    def step() -> None:
+        for part in parts:
+            with autocast(device, amp) if outer_amp else contextlib.nullcontext():
+                loss = loss_fn(part) / accum_grad
+            losses.append(loss.detach())
+            (loss if scaler is None else scaler.scale(loss)).backward()
+        if scaler is not None:
+            scaler.unscale_(optim)
+        torch.nn.utils.clip_grad_norm_(params, clip)
+        if scaler is not None:
+            scaler.step(optim)
+            scaler.update()
         else:
-            model = build_model(conf, Path(tmp), compile=compile).to(device).train()
-            # bf16 on the CPU as the Trainer runs it (--cpu_bf16): the network
-            # under autocast, the normalization, NLL and EMA in float32.
-            model.cpu_bf16 = device == "cpu" and amp == "bf16"
-            if kind == "reference":
-                model.wavenet.forward = model.wavenet.forward_reference
-            batch = dict(
-                speech=speech,
-                speech_lengths=torch.full((batch_size,), length, device=device),
-                feats=torch.randn(batch_size, segment_frames + 2 * ctx, n_mels, device=device),
-                feats_lengths=torch.full((batch_size,), segment_frames + 2 * ctx,
-                                         device=device),
-            )
-            if model.wavenet.n_speakers > 0:
-                batch["sids"] = torch.zeros(batch_size, dtype=torch.long, device=device)
-            params = list(model.wavenet.parameters())
+            optim.step()
+        optim.zero_grad(set_to_none=True)
 
-            def loss_fn(i):
-                return model(**{k: v[i] for k, v in batch.items()})[0]
+    return _Kind(kind, step, losses, sum(p.numel() for p in params))
 
-        optim = torch.optim.Adam(params, lr=lr)
-        # autocast around the whole forward: r9y9's net, and ESPnet's --use_amp on GPUs
-        outer_amp = kind == "r9y9" or device != "cpu"
 
-        losses = []
-        micro = batch_size // accum_grad
-        parts = [slice(j * micro, (j + 1) * micro) for j in range(accum_grad)]
+def _time(k: _Kind, steps: int, device: str) -> List[float]:
+    times = []
+    for _ in range(steps):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        k.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return times
 
-        def step() -> None:
-            for part in parts:
-                with autocast(device, amp) if outer_amp else contextlib.nullcontext():
-                    loss = loss_fn(part) / accum_grad
-                losses.append(loss.detach())
-                (loss if scaler is None else scaler.scale(loss)).backward()
-            if scaler is not None:
-                scaler.unscale_(optim)
-            torch.nn.utils.clip_grad_norm_(params, clip)
-            if scaler is not None:
-                scaler.step(optim)
-                scaler.update()
-            else:
-                optim.step()
-            optim.zero_grad(set_to_none=True)
 
+def benchmark_kinds(
+    conf: Dict[str, Any],
+    kinds: Sequence[str],
+    batch_size: int,
+    segment_frames: int,
+    device: str = "cpu",
+    amp: str = "none",
+    steps: int = 5,
+    warmup: int = 2,
+    grad_clip: Optional[float] = None,
+    seed: int = 0,
+    compile: bool = False,
+    accum_grad: int = 1,
+    rounds: int = 1,
+) -> List[Dict[str, Any]]:
+    """Time training steps of several kinds; a dict of figures (JSON-ready) each.
+
+    ``accum_grad``: a step runs the batch as this many equal micro-batches,
+    forward and backward each, as ESPnet's ``--accum_grad`` does (the gradient
+    of the whole batch's mean loss), then one clip and optimizer step.
+
+    ``rounds``: the kinds take turns, ``steps`` timed steps each per round, so
+    a shared machine's slow spells fall on all of them alike; medians over all
+    rounds. Each kind's ``warmup`` steps run once, before its first round.
+
+    ``compile``: our kinds' network through ``torch.compile``, as ``--compile``
+    trains it (r9y9's runs as its package ships it); the compilation is timed
+    apart (``first_step_seconds``), not in the median."""
+    if rounds < 1 or steps < 1:
+        raise ValueError(f"rounds ({rounds}) and steps ({steps}) must be positive")
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = [
+            _prepare(conf, kind, batch_size, segment_frames, device, amp, grad_clip, seed,
+                     compile, accum_grad, Path(tmp) / kind)
+            for kind in kinds
+        ]
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        out = _timed(step, steps, warmup, device)
-    # a step whose loss is not finite times NaN arithmetic, not training
-    out["losses_finite"] = bool(torch.isfinite(torch.stack(losses).float()).all())
-    if not out["losses_finite"]:
-        logging.warning("%s: non-finite losses: its timing is not a training step's", kind)
-    out.update(
-        kind=kind,
-        batch_size=batch_size,
-        accum_grad=accum_grad,
-        segment_samples=length,
-        samples_per_second=round(batch_size * length / out["step_seconds"], 1),
-        device=device,
-        amp=amp,
-        compiled=compile and kind != "r9y9",
-        threads=torch.get_num_threads(),
-        parameters=sum(p.numel() for p in params),
-        peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    )
-    if device == "cuda":
-        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    logging.info("%s: %.0f samples/s", kind, out["samples_per_second"])
+        for r in range(rounds):
+            for k in prepared:
+                if r == 0:
+                    warm = _time(k, max(warmup, 1), device)
+                    k.first = warm[0]
+                    if warmup == 0:
+                        k.times += warm
+                k.times += _time(k, steps, device)
+    length = segment_frames * int(np.prod(conf["wavenet_conf"]["upsample_scales"]))
+    out = []
+    for k in prepared:
+        res = {"step_seconds": statistics.median(k.times), "step_seconds_min": min(k.times),
+               "first_step_seconds": k.first, "timed_steps": len(k.times)}
+        # a step whose loss is not finite times NaN arithmetic, not training
+        res["losses_finite"] = bool(torch.isfinite(torch.stack(k.losses).float()).all())
+        if not res["losses_finite"]:
+            logging.warning("%s: non-finite losses: its timing is not a training step's",
+                            k.kind)
+        res.update(
+            kind=k.kind,
+            batch_size=batch_size,
+            accum_grad=accum_grad,
+            segment_samples=length,
+            samples_per_second=round(batch_size * length / res["step_seconds"], 1),
+            device=device,
+            amp=amp,
+            compiled=compile and k.kind != "r9y9",
+            threads=torch.get_num_threads(),
+            parameters=k.parameters,
+            # the process's peak: with several kinds, the largest of them and before
+            peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        )
+        if device == "cuda":
+            res["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        logging.info("%s: %.0f samples/s", k.kind, res["samples_per_second"])
+        out.append(res)
     return out
+
+
+def benchmark_training(conf: Dict[str, Any], kind: str, batch_size: int,
+                       segment_frames: int, **kwargs) -> Dict[str, Any]:
+    """:func:`benchmark_kinds` for one kind."""
+    return benchmark_kinds(conf, [kind], batch_size, segment_frames, **kwargs)[0]
 
 
 def r9y9_available() -> bool:

@@ -111,6 +111,17 @@ def test_benchmark_times_the_model_and_the_reference(capsys):
         assert r["first_step_seconds"] > 0
 
 
+def test_benchmark_rounds_interleave_the_kinds(capsys):
+    benchmark_train.main(["--config", str(ROOT / "conf" / "tiny.yaml"), "--kinds", "model",
+                          "reference", "--steps", "2", "--warmup", "1", "--rounds", "2",
+                          "--segment_frames", "4", "--accum_grad", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert [r["kind"] for r in out["results"]] == ["model", "reference"]
+    for r in out["results"]:
+        assert r["timed_steps"] == 4 and r["losses_finite"] and r["amp"] == "none"
+        assert r["step_seconds_min"] <= r["step_seconds"]
+
+
 def test_unknown_kind_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         benchmark_training(TINY, "wavernn", 1, 2)
