@@ -155,6 +155,11 @@ class _BandStretch(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, p, band, offset, r: int):
+        # in p's dtype: under autocast the band may come in another (and an
+        # out= product is not autocast's), the gradients go back in their own
+        ctx.dtypes = (band.dtype, None if offset is None else offset.dtype)
+        band = band.to(p.dtype)
+        offset = None if offset is None else offset.to(p.dtype)
         b, ch, n = p.shape
         w, hop = 2 * r + 1, band.shape[-1]
         cols = p.new_empty(b, ch, n, w + (offset is not None))
@@ -182,7 +187,7 @@ class _BandStretch(torch.autograd.Function):
         r = ctx.r
         b, ch, n, k = cols.shape
         w, hop = 2 * r + 1, band.shape[-1]
-        dout = dout.contiguous().view(b, ch, n, hop)
+        dout = dout.to(cols.dtype).contiguous().view(b, ch, n, hop)
         dp = dband = doffset = None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[2]:
             inner = band[r] if k == w else torch.cat([band[r], band.new_ones(1, hop)])
@@ -196,7 +201,7 @@ class _BandStretch(torch.autograd.Function):
                     dpad[:, :, j : j + n] += dcols[..., j]
                 dp = dpad[:, :, r : r + n]
             if ctx.needs_input_grad[2]:
-                doffset = dcols[..., w].sum(2).sum_to_size(ctx.offset_shape)
+                doffset = dcols[..., w].sum(2).sum_to_size(ctx.offset_shape).to(ctx.dtypes[1])
         if ctx.needs_input_grad[1]:
             dband = band.new_zeros(band.shape)
             dband[r] = torch.mm(cols.view(-1, k).t(), dout.view(-1, hop))[:w]
@@ -204,6 +209,7 @@ class _BandStretch(torch.autograd.Function):
                 g = torch.einsum("bcfw,bcfp->fwp", cols[:, :, edge, :w], dout[:, :, edge])
                 dband[edge] += g
                 dband[r] -= g.sum(0)
+            dband = dband.to(ctx.dtypes[0])
         return dp, dband, doffset, None
 
 

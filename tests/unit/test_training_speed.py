@@ -79,6 +79,21 @@ def test_frame_band_equals_stretch(scales, frames):
         torch.testing.assert_close(got, want + offset[..., None], atol=1e-12, rtol=0)
 
 
+def test_frame_stretch_in_the_features_dtype():
+    # autocast may hand the band over in another dtype than the projections
+    up = ConditioningUpsampler(3, [4, 4]).double()
+    band = up.frame_band(9).detach().requires_grad_()
+    p = torch.randn(2, 3, 9, requires_grad=True)
+    off = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    out = up.stretch_frames(p, band, off)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert (p.grad.dtype, band.grad.dtype, off.grad.dtype) == (
+        torch.float32, torch.float64, torch.float64)
+    want = up.stretch_frames(p.detach().double(), band.detach(), off.detach())
+    torch.testing.assert_close(out.double(), want, rtol=1e-5, atol=1e-5)
+
+
 def test_bf16_autocast_trains_on_cpu():
     # What --amp bf16 runs: finite loss near float32's, gradients for every weight.
     net, d = perturbed_net("mulaw", 0, torch.float32)
