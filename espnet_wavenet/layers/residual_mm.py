@@ -52,7 +52,7 @@ class _ResidualLayerMM(torch.autograd.Function):
         half = h.shape[1] // 2
         scale = ctx.scale
         if d_skips is None:
-            d_skips = torch.zeros(b, w_skip.shape[0], t, dtype=x.dtype)
+            d_skips = x.new_zeros(b, w_skip.shape[0], t)
         dz = torch.bmm(w_skip.t().expand(b, -1, -1), d_skips)
         dw_skip = _summed_outer(d_skips, z)
         dw_res = db_res = None

@@ -178,9 +178,7 @@ class WaveNet(torch.nn.Module):
         skips = skip_bias[None, :, None].expand(b, -1, t).contiguous()
         gate_inputs = self.layer_conditioning(c, g, t, with_bias=True)
         for block, gate_input in zip(self.blocks, gate_inputs):
-            if gate_input is None:
-                gate_input = h.new_zeros(b, self.gate_channels, t)
-            elif gate_input.shape[-1] != t:  # constant in time: the layer needs a buffer
+            if gate_input.shape[-1] != t:  # constant in time: the layer needs a buffer
                 gate_input = gate_input.expand(b, -1, t).contiguous()
             res = block.conv_res
             out, skips = residual_layer_mm(
