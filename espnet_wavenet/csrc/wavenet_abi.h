@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#define WN_ABI_VERSION 12
+#define WN_ABI_VERSION 13
 
 extern "C" {
 
@@ -96,6 +96,34 @@ struct WnCall {
   int64_t forced_bstride;
 };
 
+// Training: the residual stack of L layers (kernel size 2) on B batch
+// elements of T samples, float32, all arrays contiguous and owned by Python
+// (see train/residual_stack.py).  Forward: xs[0] given, writes xs[1:], acts
+// and skips.  Backward: reads those and d_skips; writes d_x0 and the d_*
+// gradients (d_offset and d_proj accumulated: zeros first).
+struct WnStack {
+  int32_t B, T, L, R, G, S, F, hop, n_coef, n_threads;
+  float scale;                // residual scale (sqrt(0.5))
+  const int32_t* dilations;  // [L]
+  const float* w_dil;        // [L, G, 2R]: the newest tap's columns, then the delayed one's
+  const float* w_out;        // [L, S + R, G/2]: skip rows, then residual rows
+  const float* b_res;        // [L, R]
+  const float* proj;         // [B, L, G, F] frame projections, or null (no conditioning)
+  const float* coef;         // [F, n_coef, hop]: sample f*hop+p = sum_j coef[f,j,p] proj[f+j-n_coef/2]
+  const float* offset;       // [B, L, G]: conv bias plus speaker term
+  float* xs;                 // [L, B, R, T]: every layer's input
+  float* acts;               // [L, B, G, T]: tanh, then sigmoid, of each gate
+  float* skips;              // [B, S, T]: the sum of the layers' skip products
+  const float* d_skips;      // [B, S, T]
+  float* d_x0;               // [B, R, T]
+  float* d_w_dil;
+  float* d_w_out;
+  float* d_b_res;
+  float* d_proj;
+  float* d_coef;
+  float* d_offset;
+};
+
 // Slots of wn_profile's counters (bin/benchmark.py --profile names them from here).
 enum WnProfileSlot {
   WN_P_STEPS,
@@ -128,5 +156,8 @@ double wn_barrier_bench(int64_t n);
 double wn_read_bench(int64_t bytes, int n_threads, int rounds);
 int wn_profile(uint64_t* out);
 int wn_run(const WnModel* m, const WnCall* c);
+// 0 on success; else the shapes are not the kernel's (see stack_check).
+int wn_stack_forward(const WnStack* s);
+int wn_stack_backward(const WnStack* s);
 
 }  // extern "C"

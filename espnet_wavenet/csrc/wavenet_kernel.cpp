@@ -25,6 +25,7 @@
 #include "batched.h"
 #include "layer_ops.h"
 #include "pipeline.h"
+#include "train_stack.h"
 #include "wavenet_abi.h"
 
 namespace {
@@ -57,7 +58,10 @@ int wn_panel_rows() { return VW; }
 // sizeof of the ABI structs (0: WnModel, 1: WnCall): the Python side checks its
 // ctypes layout against them when it loads the library.
 int64_t wn_struct_size(int which) {
-  return which == 0 ? (int64_t)sizeof(WnModel) : which == 1 ? (int64_t)sizeof(WnCall) : -1;
+  return which == 0   ? (int64_t)sizeof(WnModel)
+         : which == 1 ? (int64_t)sizeof(WnCall)
+         : which == 2 ? (int64_t)sizeof(WnStack)
+                      : -1;
 }
 
 int wn_int8_path() { return INT8_PATH; }
@@ -155,6 +159,40 @@ int wn_run(const WnModel* m, const WnCall* c) {
     b += n;
   }
   for (auto& th : pool) th.join();
+  return 0;
+}
+
+int wn_stack_forward(const WnStack* s) {
+  if (int err = stack_check(*s)) return err;
+  const StackDims d = dims_of(*s);
+  for_elements(s->B, s->n_threads, [&](int, int b) {
+    stack_forward_one(*s, d, b);
+#if defined(__SSE__)
+    _mm_sfence();  // the streamed stores, visible before the call returns
+#endif
+  });
+  return 0;
+}
+
+int wn_stack_backward(const WnStack* s) {
+  if (int err = stack_check(*s)) return err;
+  const StackDims d = dims_of(*s);
+  const int nt = std::max(1, std::min<int>(s->n_threads, s->B));
+  std::vector<StackGrads> grads(nt, StackGrads(d));
+  for_elements(s->B, nt, [&](int i, int b) { stack_backward_one(*s, d, b, grads[i]); });
+  auto sum_into = [&](float* out, Buf StackGrads::*field) {
+    if (!out) return;
+    const size_t n = (grads[0].*field).size();
+    for (size_t k = 0; k < n; ++k) {
+      float v = 0.0f;
+      for (auto& g : grads) v += (g.*field)[k];
+      out[k] = v;
+    }
+  };
+  sum_into(s->d_w_dil, &StackGrads::w_dil);
+  sum_into(s->d_w_out, &StackGrads::w_out);
+  sum_into(s->d_b_res, &StackGrads::b_res);
+  sum_into(s->d_coef, &StackGrads::coef);
   return 0;
 }
 

@@ -1,7 +1,7 @@
 """The WaveNet network (van den Oord et al. 2016, arXiv 1609.03499)."""
 
 import math
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -101,6 +101,9 @@ class WaveNet(torch.nn.Module):
         self.out1 = torch.nn.Conv1d(skip_channels, skip_channels, 1)
         self.out2 = torch.nn.Conv1d(skip_channels, out_channels, 1)
         self.skip_scale = math.sqrt(1.0 / layers)
+        # CPU float training through the compiled stack where it takes the sizes:
+        # train.residual_stack.StackKernel, attached by the training model
+        self.stack_kernel: Optional[Callable[..., torch.Tensor]] = None
 
     @property
     def hop(self) -> int:
@@ -171,10 +174,14 @@ class WaveNet(torch.nn.Module):
     def forward_cpu(
         self, h: torch.Tensor, c: Optional[torch.Tensor], g: Optional[torch.Tensor]
     ) -> torch.Tensor:
-        """:meth:`forward` from the embedded input h (B, R, T), fused layers."""
+        """:meth:`forward` from the embedded input h (B, R, T): the compiled
+        stack where the kernel takes the sizes, else fused layers."""
         h = h.contiguous()
         b, _, t = h.shape
         skip_bias = torch.stack([block.conv_skip.bias for block in self.blocks]).sum(0)
+        kernel = self._stack_kernel(t) if h.dtype == torch.float32 else None
+        if kernel is not None:
+            return self.output_head(self._forward_stack(kernel, h, c, g) + skip_bias[:, None])
         skips = skip_bias[None, :, None].expand(b, -1, t).contiguous()
         gate_inputs = self.layer_conditioning(c, g, t, with_bias=True)
         for block, gate_input in zip(self.blocks, gate_inputs):
@@ -190,6 +197,36 @@ class WaveNet(torch.nn.Module):
             h = h if out is None else out
         return self.output_head(skips)
 
+    def _stack_kernel(self, length: int):
+        """The attached compiled stack if it runs this network at ``length``."""
+        k = self.stack_kernel
+        hop = None if self.upsample is None else self.hop
+        if k is None or not k.supports(self.residual_channels, self.gate_channels,
+                                       self.skip_channels, self.kernel_size, length, hop):
+            return None
+        return k
+
+    def _forward_stack(
+        self, kernel, h: torch.Tensor, c: Optional[torch.Tensor], g: Optional[torch.Tensor]
+    ) -> torch.Tensor:
+        """The summed skips (without their biases) from the compiled stack."""
+        b, r, t = h.shape
+        proj, band, offsets = self.frame_conditioning(c, g, t, with_bias=True)
+        offset = torch.stack([off.expand(b, -1) for off in offsets], dim=1)  # (B, L, G)
+        if proj is not None:
+            proj = proj.view(b, self.layers, self.gate_channels, -1)
+        w_dil = torch.stack([torch.cat([blk.conv.weight[..., 1], blk.conv.weight[..., 0]], 1)
+                             for blk in self.blocks])
+        zeros_w = h.new_zeros(r, self.gate_channels // 2)
+        w_out = torch.stack([
+            torch.cat([blk.conv_skip.weight[..., 0],
+                       zeros_w if blk.conv_res is None else blk.conv_res.weight[..., 0]])
+            for blk in self.blocks
+        ])
+        b_res = torch.stack([h.new_zeros(r) if blk.conv_res is None else blk.conv_res.bias
+                             for blk in self.blocks])
+        return kernel(h, proj, band, offset, w_dil, w_out, b_res, self.dilations, math.sqrt(0.5))
+
     def layer_conditioning(
         self, c: Optional[torch.Tensor], g: Optional[torch.Tensor], length: int,
         with_bias: bool = False,
@@ -197,8 +234,23 @@ class WaveNet(torch.nn.Module):
         """Every layer's conditioning term V c + U g, one layer at a time: (B,
         G, T) (a new tensor), (B, G, 1), (G, 1) or None; ``with_bias``: plus the
         layer's dilated-conv bias."""
+        proj, band, offsets = self.frame_conditioning(c, g, length, with_bias)
+        if proj is None:
+            yield from (None if off is None else off[..., None] for off in offsets)
+            return
+        for p, off in zip(proj.split(self.gate_channels, dim=1), offsets):
+            yield self.upsample.stretch_frames(p, band, off)
+
+    def frame_conditioning(
+        self, c: Optional[torch.Tensor], g: Optional[torch.Tensor], length: int,
+        with_bias: bool = False,
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor], List[Optional[torch.Tensor]]]:
+        """The conditioning before the stretch: every layer's projection of the
+        frames (B, L * G, F) and the stretch's coefficients (``frame_band``), or
+        None and None; and per layer the term constant in time (speaker term,
+        plus the conv bias with ``with_bias``): (B, G), (G,) or None."""
         gg = self.global_condition(g)
-        offsets = []
+        offsets: List[Optional[torch.Tensor]] = []
         for block in self.blocks:
             off = block.conv.bias if with_bias else None
             if gg is not None and block.conv_global is not None:
@@ -206,20 +258,17 @@ class WaveNet(torch.nn.Module):
                 off = u if off is None else u + off
             offsets.append(off)
         if c is None or self.upsample is None:
-            yield from (None if off is None else off[..., None] for off in offsets)
-            return
+            return None, None, offsets
         ctx = self.upsample.context(c)  # (B, aux, F)
         if ctx.shape[-1] * self.hop != length:
             raise ValueError(
                 f"conditioning upsampled to {ctx.shape[-1] * self.hop} samples, input has "
                 f"{length}"
             )
-        # All layers' projections in one product at frame rate, then the stretch.
+        # All layers' projections in one product at frame rate.
         weight = torch.cat([block.conv_aux.weight for block in self.blocks])
-        proj = torch.nn.functional.conv1d(ctx, weight).split(self.gate_channels, dim=1)
-        band = self.upsample.frame_band(ctx.shape[-1])
-        for p, off in zip(proj, offsets):
-            yield self.upsample.stretch_frames(p, band, off)
+        proj = torch.nn.functional.conv1d(ctx, weight)
+        return proj, self.upsample.frame_band(ctx.shape[-1]), offsets
 
     def forward_reference(
         self,

@@ -13,6 +13,7 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet_wavenet.distributions import Distribution
 from espnet_wavenet.models.wavenet import WaveNet
 from espnet_wavenet.train.ema import ExponentialMovingAverage
+from espnet_wavenet.train.residual_stack import StackKernel
 
 
 class ESPnetWaveNetModel(AbsESPnetModel):
@@ -43,6 +44,8 @@ class ESPnetWaveNetModel(AbsESPnetModel):
         self.max_nonfinite_steps = max_nonfinite_steps
         self.nonfinite_in_a_row = 0
         self.wavenet = wavenet
+        if wavenet.stack_kernel is None:  # CPU float training: the compiled stack
+            wavenet.stack_kernel = StackKernel.load()
         self.distribution = distribution
         self.normalize = normalize
         self.ema = ExponentialMovingAverage(wavenet, ema_decay) if ema_decay > 0 else None

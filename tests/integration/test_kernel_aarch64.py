@@ -39,7 +39,7 @@ ARM_BUILDS = {"armv8-a": build.ISA_LEVELS["baseline"][0],
 @pytest.fixture(scope="module")
 def drivers(tmp_path_factory):
     out = tmp_path_factory.mktemp("aarch64")
-    flags = [f for f in build.BASE_FLAGS if f not in ("-shared", "-fPIC")]
+    flags = [f for f in build.BASE_FLAGS if f not in ("-shared", "-fPIC", "-fopenmp")]
     exes = {}
     for name, extra in ARM_BUILDS.items():
         exe = out / f"kernel_driver_{name}"

@@ -61,6 +61,12 @@ class Call(ctypes.Structure):
     _fields_ = _struct_fields("WnCall")
 
 
+class Stack(ctypes.Structure):
+    """``WnStack``: one training call of the residual stack (train/residual_stack.py)."""
+
+    _fields_ = _struct_fields("WnStack")
+
+
 # Codes of WnModel.prec / .dist / .input_type: the index in these tuples.
 PRECISIONS = enum_names("WnPrecision", "WN_PREC_")
 DISTRIBUTIONS = enum_names("WnDist", "WN_DIST_")
@@ -83,6 +89,8 @@ _SIGNATURES: Dict[str, Tuple[type, list]] = {
     "wn_barrier_bench": (ctypes.c_double, [ctypes.c_int64]),
     "wn_read_bench": (ctypes.c_double, [ctypes.c_int64, ctypes.c_int, ctypes.c_int]),
     "wn_profile": (ctypes.c_int, [ctypes.POINTER(ctypes.c_uint64)]),
+    "wn_stack_forward": (ctypes.c_int, [ctypes.POINTER(Stack)]),
+    "wn_stack_backward": (ctypes.c_int, [ctypes.POINTER(Stack)]),
 }
 
 
@@ -92,7 +100,7 @@ def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     for fn, (res, args) in _SIGNATURES.items():
         getattr(lib, fn).restype = res
         getattr(lib, fn).argtypes = args
-    for which, struct in enumerate((Model, Call)):
+    for which, struct in enumerate((Model, Call, Stack)):
         size = lib.wn_struct_size(which)
         if size != ctypes.sizeof(struct):
             raise RuntimeError(

@@ -33,6 +33,8 @@ BASE_FLAGS = [
     "-fno-math-errno",
     "-fno-trapping-math",
     "-ffp-contract=fast",
+    # the training stack's threads (csrc/train_stack.h); generation uses its own
+    "-fopenmp",
 ]
 _AVX512 = ("avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl")
 _AVX2 = ("avx", "avx2", "fma", "f16c", "bmi1", "bmi2", "abm", "movbe")
