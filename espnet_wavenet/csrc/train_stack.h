@@ -157,13 +157,22 @@ inline float hsum(vf v) {
   return t;
 }
 
-inline vf vtanh(vf a) {
-  a = a < splat(9.0f) ? a : splat(9.0f);
-  a = a > splat(-9.0f) ? a : splat(-9.0f);
-  const vf e = vexp(a + a);
-  return (e - 1.0f) / (e + 1.0f);
+// tanh(x) and sigmoid(y) with one division (the slowest vector instruction):
+// with u = exp(2x), v = exp(-y) and q = 1 / ((u + 1)(1 + v)), tanh = (u - 1)(1
+// + v) q and sigmoid = (u + 1) q.  x is clamped to +-9 (tanh is 1.0f there) and
+// y to +-40, where the product stays finite; sigmoid then differs from 0 by
+// less than 5e-18 below -40.
+inline void gate_acts(vf x, vf y, vf& th, vf& sg) {
+  x = x < splat(9.0f) ? x : splat(9.0f);
+  x = x > splat(-9.0f) ? x : splat(-9.0f);
+  y = y < splat(40.0f) ? y : splat(40.0f);
+  y = y > splat(-40.0f) ? y : splat(-40.0f);
+  const vf u = vexp(x + x), v = vexp(-y);
+  const vf up = u + 1.0f, vp = 1.0f + v;
+  const vf q = 1.0f / (up * vp);
+  th = (u - 1.0f) * vp * q;
+  sg = up * q;
 }
-inline vf vsigmoid(vf b) { return 1.0f / (1.0f + vexp(-b)); }
 
 struct StackDims {
   int B, T, L, R, G, H, S, F, hop, nc, r;
@@ -181,21 +190,26 @@ inline StackDims dims_of(const WnStack& s) {
 // frames stretched by their coefficients; into ht (G x TT).
 inline void cond_tile(const WnStack& s, const StackDims& d, int b, int l, int t0, float* ht) {
   const float* off = s.offset + ((long)b * d.L + l) * d.G;
-  for (int g = 0; g < d.G; ++g)
-    for (int c = 0; c < TT; ++c) ht[g * TT + c] = off[g];
-  if (!s.proj) return;
+  if (!s.proj) {
+    for (int g = 0; g < d.G; ++g)
+      for (int c = 0; c < TT; c += VW) vstore(ht + g * TT + c, splat(off[g]));
+    return;
+  }
   const float* P = s.proj + ((long)b * d.L + l) * d.G * d.F;
   for (int c0 = 0; c0 < TT;) {
     const int t = t0 + c0, f = t / d.hop, p0 = t % d.hop;
-    const int n = std::min(TT - c0, d.hop - p0);  // samples of frame f in the tile
-    for (int j = 0; j < d.nc; ++j) {
-      const int src = f + j - d.r;
-      if (src < 0 || src >= d.F) continue;
-      const float* cf = s.coef + ((long)f * d.nc + j) * d.hop + p0;
-      for (int g = 0; g < d.G; ++g) {
-        const float pv = P[(long)g * d.F + src];
-        float* h = ht + g * TT + c0;
-        for (int c = 0; c < n; ++c) h[c] += pv * cf[c];
+    const int n = std::min(TT - c0, d.hop - p0);  // samples of frame f: a multiple of VW
+    int js[16], nj = 0;  // the taps whose frame lies inside the sequence
+    for (int j = 0; j < d.nc && nj < 16; ++j)
+      if (f + j - d.r >= 0 && f + j - d.r < d.F) js[nj++] = j;
+    for (int g = 0; g < d.G; ++g) {
+      const float* pg = P + (long)g * d.F + f - d.r;
+      float* h = ht + g * TT + c0;
+      for (int c = 0; c < n; c += VW) {
+        vf acc = splat(off[g]);
+        for (int k = 0; k < nj; ++k)
+          acc += pg[js[k]] * vload(s.coef + ((long)f * d.nc + js[k]) * d.hop + p0 + c);
+        vstore(h + c, acc);
       }
     }
     c0 += n;
@@ -244,8 +258,8 @@ inline void stack_forward_one(const WnStack& s, const StackDims& d, int b) {
         float* th = act + (long)g * d.T + t0;
         float* sg = act + (long)(g + d.H) * d.T + t0;
         for (int c = 0; c < TT; c += VW) {
-          const vf a = vtanh(vload(ht.data() + g * TT + c));
-          const vf e = vsigmoid(vload(ht.data() + (g + d.H) * TT + c));
+          vf a, e;
+          gate_acts(vload(ht.data() + g * TT + c), vload(ht.data() + (g + d.H) * TT + c), a, e);
           if (stream) {
             vstream(th + c, a);
             vstream(sg + c, e);
@@ -285,8 +299,10 @@ struct StackGrads {
 inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, StackGrads& gr) {
   const float sc = s.scale;
   Buf dh((long)d.G * d.T), dout((long)d.R * d.T), dx((long)d.R * d.T);
-  Buf gin((d.S + d.R) * TT), dzt(d.H * TT), dht(d.G * TT), zt(d.H * TT), zT(TT * d.H);
-  Buf xp(2 * d.R * TT), xpT(TT * 2 * d.R), dhp(2 * d.G * TT);
+  Buf gin((d.S + d.R) * TT), dzt(d.H * TT), zt(d.H * TT), zT(TT * d.H);
+  Buf xp(2 * d.R * TT), xpT(TT * 2 * d.R);
+  Buf dhp(2 * d.G * TT);  // the gate's gradient at t (as dht), then at t + dil
+  float* const dht = dhp.data();
   Buf woT((long)d.H * (d.S + d.R)), wdT((long)d.R * 2 * d.G);
   Buf tmp(std::max((long)d.H * (d.S + d.R), (long)d.R * 2 * d.G));
   std::vector<vf> dcp(d.G, splat(0.0f));  // per-row partial sums of d_proj
@@ -336,22 +352,22 @@ inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, Stac
         const float* sg = act + (long)(g + d.H) * d.T + t0;
         for (int c = 0; c < TT; c += VW) {
           const vf a = vload(th + c), e = vload(sg + c), dz = vload(dzt.data() + g * TT + c);
-          vstore(dht.data() + g * TT + c, dz * e * (1.0f - a * a));
-          vstore(dht.data() + (g + d.H) * TT + c, dz * a * e * (1.0f - e));
+          vstore(dht + g * TT + c, dz * e * (1.0f - a * a));
+          vstore(dht + (g + d.H) * TT + c, dz * a * e * (1.0f - e));
           vstore(zt.data() + g * TT + c, a * e);
         }
       }
       transpose(zt.data(), TT, d.H, TT, zT.data());
       for (int g = 0; g < d.G; ++g)
-        std::memcpy(dh.data() + (long)g * d.T + t0, dht.data() + g * TT, TT * sizeof(float));
+        std::memcpy(dh.data() + (long)g * d.T + t0, dht + g * TT, TT * sizeof(float));
       // weight gradients: sums over the tile's samples
       gemm<TT>(gin.data(), zT.data(), d.H, kin, d.H, TT, gWo, d.H, true);
       pack_taps(x, d, t0, dil, xp.data());
       transpose(xp.data(), TT, 2 * d.R, TT, xpT.data());
-      gemm<TT>(dht.data(), xpT.data(), 2 * d.R, d.G, 2 * d.R, TT, gWd, 2 * d.R, true);
+      gemm<TT>(dht, xpT.data(), 2 * d.R, d.G, 2 * d.R, TT, gWd, 2 * d.R, true);
       for (int g = 0; g < d.G; ++g) {
         vf sum = splat(0.0f);
-        for (int c = 0; c < TT; c += VW) sum += vload(dht.data() + g * TT + c);
+        for (int c = 0; c < TT; c += VW) sum += vload(dht + g * TT + c);
         doff[g] += hsum(sum);
       }
       if (P) {
@@ -367,7 +383,7 @@ inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, Stac
               const vf cv = vload(cf + c);
               vf gc = vload(gcf + c);
               for (int g = 0; g < d.G; ++g) {
-                const vf dg = vload(dht.data() + g * TT + c0 + c);
+                const vf dg = vload(dht + g * TT + c0 + c);
                 gc += dg * P[(long)g * d.F + src];
                 dcp[g] += dg * cv;
               }
@@ -385,7 +401,6 @@ inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, Stac
       const int in = std::max(0, std::min(TT, d.T - t0 - dil));  // delayed samples inside
       for (int g = 0; g < d.G; ++g) {
         const float* src = dh.data() + (long)g * d.T + t0;
-        std::memcpy(dhp.data() + g * TT, src, TT * sizeof(float));
         float* dst = dhp.data() + (d.G + g) * TT;
         std::memcpy(dst, src + dil, in * sizeof(float));
         std::memset(dst + in, 0, (TT - in) * sizeof(float));
