@@ -52,7 +52,7 @@ inline void mk(const float* __restrict A, const float* __restrict B, long ldb, i
     for (int i = 0; i < MR; ++i) {
       const float* ap = LDA ? A + i * LDA + k : A + k * MR + i;
 #if defined(__AVX512F__)
-      const vf a = (vf)_mm512_broadcastss_ps(_mm_load_ss(ap));
+      const vf a = (vf)_mm512_set1_ps(*ap);
 #elif defined(__AVX__)
       const vf a = (vf)_mm256_broadcast_ss(ap);
 #else
@@ -298,12 +298,17 @@ struct StackGrads {
 
 inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, StackGrads& gr) {
   const float sc = s.scale;
-  Buf dh((long)d.G * d.T), dout((long)d.R * d.T), dx((long)d.R * d.T);
+  Buf dout((long)d.R * d.T), dx((long)d.R * d.T);
   Buf gin((d.S + d.R) * TT), dzt(d.H * TT), zt(d.H * TT), zT(TT * d.H);
-  Buf xp(2 * d.R * TT), xpT(TT * 2 * d.R);
-  Buf dhp(2 * d.G * TT);  // the gate's gradient at t (as dht), then at t + dil
-  float* const dht = dhp.data();
-  Buf woT((long)d.H * (d.S + d.R)), wdT((long)d.R * 2 * d.G);
+  Buf xp(2 * d.R * TT), xpT(TT * 2 * d.R), dsh(d.G * TT);
+  // The gate's gradient of the last few tiles (G x TT each), as far back as
+  // the input's gradient reads it (t + dil): it never leaves the caches.
+  int max_dil = 1;
+  for (int l = 0; l < d.L; ++l) max_dil = std::max(max_dil, s.dilations[l]);
+  const int slots = (max_dil + TT - 1) / TT + 2;
+  Buf ring((long)slots * d.G * TT);
+  auto slot = [&](int t0) { return ring.data() + (long)(t0 / TT % slots) * d.G * TT; };
+  Buf woT((long)d.H * (d.S + d.R)), wdT1((long)d.R * d.G), wdT0((long)d.R * d.G);
   Buf tmp(std::max((long)d.H * (d.S + d.R), (long)d.R * 2 * d.G));
   std::vector<vf> dcp(d.G, splat(0.0f));  // per-row partial sums of d_proj
   const float* dskips = s.d_skips + (long)b * d.S * d.T;
@@ -325,13 +330,15 @@ inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, Stac
         tmp[(long)i * 2 * d.G + g] = Wd[(long)g * 2 * d.R + i];
         tmp[(long)i * 2 * d.G + d.G + g] = Wd[(long)g * 2 * d.R + d.R + i];
       }
-    pack_a(tmp.data(), 2 * d.G, d.R, 2 * d.G, wdT.data());
+    pack_a(tmp.data(), 2 * d.G, d.R, d.G, wdT1.data());
+    pack_a(tmp.data() + d.G, 2 * d.G, d.R, d.G, wdT0.data());
     float* doff = s.d_offset + ((long)b * d.L + l) * d.G;
     float* dP = s.d_proj ? s.d_proj + ((long)b * d.L + l) * d.G * d.F : nullptr;
     const float* P = s.proj ? s.proj + ((long)b * d.L + l) * d.G * d.F : nullptr;
     // tiles from the end: the input's gradient at t needs the gate's at t + dil,
     // computed a tile or two before and still in the cache
     for (int t0 = d.T - TT; t0 >= 0; t0 -= TT) {
+      float* const dht = slot(t0);
       for (int i = 0; i < d.S; ++i)
         std::memcpy(gin.data() + i * TT, dskips + (long)i * d.T + t0, TT * sizeof(float));
       if (res)
@@ -358,8 +365,6 @@ inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, Stac
         }
       }
       transpose(zt.data(), TT, d.H, TT, zT.data());
-      for (int g = 0; g < d.G; ++g)
-        std::memcpy(dh.data() + (long)g * d.T + t0, dht + g * TT, TT * sizeof(float));
       // weight gradients: sums over the tile's samples
       gemm<TT>(gin.data(), zT.data(), d.H, kin, d.H, TT, gWo, d.H, true);
       pack_taps(x, d, t0, dil, xp.data());
@@ -398,12 +403,17 @@ inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, Stac
         }
       }
       // the input's gradient: s dout + W1^T dh(t) + W0^T dh(t + dil)
-      const int in = std::max(0, std::min(TT, d.T - t0 - dil));  // delayed samples inside
-      for (int g = 0; g < d.G; ++g) {
-        const float* src = dh.data() + (long)g * d.T + t0;
-        float* dst = dhp.data() + (d.G + g) * TT;
-        std::memcpy(dst, src + dil, in * sizeof(float));
-        std::memset(dst + in, 0, (TT - in) * sizeof(float));
+      // dsh: the gate's gradient at t + dil, from (at most) two tiles of the ring
+      for (int c = 0; c < TT;) {
+        const int t = t0 + dil + c, n = std::min(TT - c, TT - t % TT);
+        for (int g = 0; g < d.G; ++g) {
+          float* dst = dsh.data() + g * TT + c;
+          if (t < d.T)
+            std::memcpy(dst, slot(t - t % TT) + g * TT + t % TT, n * sizeof(float));
+          else
+            std::memset(dst, 0, n * sizeof(float));
+        }
+        c += n;
       }
       float* o = dx.data() + t0;
       for (int i = 0; i < d.R; ++i) {
@@ -411,7 +421,8 @@ inline void stack_backward_one(const WnStack& s, const StackDims& d, int b, Stac
         const float* di = dout.data() + (long)i * d.T + t0;
         for (int c = 0; c < TT; c += VW) vstore(oi + c, res ? vload(di + c) * sc : splat(0.0f));
       }
-      gemm<0>(wdT.data(), dhp.data(), TT, d.R, TT, 2 * d.G, o, d.T, true);
+      gemm<0>(wdT1.data(), dht, TT, d.R, TT, d.G, o, d.T, true);
+      gemm<0>(wdT0.data(), dsh.data(), TT, d.R, TT, d.G, o, d.T, true);
     }
     dx.swap(dout);
   }
