@@ -131,6 +131,16 @@ class WaveNetVocoderTask(AbsTask):
             "CPU's caches (1.9x faster measured). 0: off",
         )
         group.add_argument(
+            "--cpu_num_workers",
+            type=int,
+            default=0,
+            help="Training on the CPU (--ngpu 0): data loader worker processes, in place "
+            "of --num_workers (which the configs size for GPUs). Workers compete with the "
+            "training threads for the cores: on the 2-core Xeon measured, 2 workers made "
+            "a step 1.96 s instead of 1.54 s, and loading in the main process took 5 ms "
+            "per micro-batch",
+        )
+        group.add_argument(
             "--compile",
             type=str2bool,
             default=False,
@@ -146,6 +156,7 @@ class WaveNetVocoderTask(AbsTask):
         if getattr(args, "train_budget_samples", None) and not args.collect_stats:
             args.max_epoch = budget_epochs(args)
         split_cpu_batches(args)
+        cpu_data_workers(args)
         # --init_param / --resume files are read in here, in every (spawned) rank
         with safe_io():
             super().main_worker(args)
@@ -229,6 +240,13 @@ class WaveNetVocoderTask(AbsTask):
                          "(--batch_size %d --accum_grad %d --num_iters_per_epoch %s)",
                          *args.cpu_micro_batch_split, args.batch_size, args.accum_grad,
                          args.num_iters_per_epoch)
+        if getattr(args, "cpu_num_workers_replaced", None) is not None:
+            logging.info("--cpu_num_workers: %d data loader workers, not --num_workers %d "
+                         "(on the CPU they compete with training for the cores)",
+                         args.num_workers, args.cpu_num_workers_replaced)
+        if args.ngpu == 0 and model.wavenet.stack_kernel is not None:
+            logging.info("CPU float training: the residual stack in the compiled kernel "
+                         "where the segment allows (a multiple of 64 samples)")
         logging.info(
             "WaveNet: %d parameters, receptive field %d samples%s",
             sum(p.numel() for p in net.parameters()),
@@ -269,6 +287,18 @@ def split_cpu_batches(args: argparse.Namespace) -> None:
     args.accum_grad = args.accum_grad * factor
     if args.num_iters_per_epoch:
         args.num_iters_per_epoch *= factor
+
+
+def cpu_data_workers(args: argparse.Namespace) -> None:
+    """``--cpu_num_workers``: CPU training's data loader workers (before ESPnet
+    writes config.yaml, which then holds what ran)."""
+    workers = getattr(args, "cpu_num_workers", None)
+    args.cpu_num_workers_replaced = None
+    if workers is None or args.ngpu > 0 or args.collect_stats or workers == args.num_workers:
+        return
+    # logged by build_model: a log line now would set up logging before ESPnet does
+    args.cpu_num_workers_replaced = args.num_workers
+    args.num_workers = workers
 
 
 def budget_epochs(args: argparse.Namespace) -> int:

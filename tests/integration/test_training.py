@@ -86,8 +86,9 @@ def test_ema_tracks_and_warms_up():
 def test_cli_trains_writes_experiment_and_resumes(mini_dump, tmp_path):
     out = tmp_path / "exp"
     # batches of 4 on the CPU: 2 micro-batches of 2 (--cpu_micro_batch 2, the default)
-    first = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--batch_size", "4"),
-                   cwd=tmp_path)
+    # --num_workers 2 (as the GPU configs say): --cpu_num_workers 0, the default, runs
+    first = run_py(train_cmd(mini_dump, out, "--max_epoch", "1", "--batch_size", "4",
+                             "--num_workers", "2"), cwd=tmp_path)
     assert "1epoch results" in first.stdout
     # the reported train loss is the NLL, not the loss ESPnet divided by --accum_grad
     train = re.search(r"1epoch results: \[train\].*?loss=([\d.]+), nll_bits=([\d.]+)",
@@ -102,6 +103,7 @@ def test_cli_trains_writes_experiment_and_resumes(mini_dump, tmp_path):
     conf = yaml.safe_load((out / "config.yaml").read_text())
     assert (conf["batch_size"], conf["accum_grad"], conf["num_iters_per_epoch"]) == (2, 2, 10)
     assert conf["valid_batch_size"] == 4
+    assert conf["num_workers"] == 0
     state = checkpoint_state(out / "checkpoint.pth")
     # 5 optimizer steps of 2 forwards each: the average moved once per step
     assert state["model"]["ema.num_updates"].item() == 5
