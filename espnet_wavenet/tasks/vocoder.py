@@ -20,6 +20,7 @@ from espnet_wavenet.data.shaping import Shaping, build_shaping
 from espnet_wavenet.distributions import DISTRIBUTIONS
 from espnet_wavenet.features import DEFAULT_FEATS_CONF
 from espnet_wavenet.models.builder import build_wavenet
+from espnet_wavenet.models.wavenet import WaveNet
 from espnet_wavenet.train.collate import SegmentCollateFn
 from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
 from espnet_wavenet.train.trainer import WaveNetTrainer, safe_io
@@ -244,9 +245,8 @@ class WaveNetVocoderTask(AbsTask):
             logging.info("--cpu_num_workers: %d data loader workers, not --num_workers %d "
                          "(on the CPU they compete with training for the cores)",
                          args.num_workers, args.cpu_num_workers_replaced)
-        if args.ngpu == 0 and model.wavenet.stack_kernel is not None:
-            logging.info("CPU float training: the residual stack in the compiled kernel "
-                         "where the segment allows (a multiple of 64 samples)")
+        if args.ngpu == 0:
+            logging.info("CPU float training: %s", stack_kernel_use(net))
         logging.info(
             "WaveNet: %d parameters, receptive field %d samples%s",
             sum(p.numel() for p in net.parameters()),
@@ -287,6 +287,20 @@ def split_cpu_batches(args: argparse.Namespace) -> None:
     args.accum_grad = args.accum_grad * factor
     if args.num_iters_per_epoch:
         args.num_iters_per_epoch *= factor
+
+
+def stack_kernel_use(net: WaveNet) -> str:
+    """What CPU float training runs the residual stack with, in words."""
+    k = net.stack_kernel
+    if k is None:
+        return "torch ops (no compiled kernel)"
+    hop = None if net.upsample is None else net.hop
+    if not k.supports(net.residual_channels, net.gate_channels, net.skip_channels,
+                      net.kernel_size, 64, hop):
+        return ("torch ops: the compiled stack takes kernel size 2, residual and skip "
+                "channels in multiples of 16, gate channels in multiples of 64"
+                + ("" if hop is None else " and a hop in multiples of 16"))
+    return "the compiled kernel's residual stack (segments of a multiple of 64 samples)"
 
 
 def cpu_data_workers(args: argparse.Namespace) -> None:
