@@ -179,7 +179,7 @@ class WaveNet(torch.nn.Module):
         h = h.contiguous()
         b, _, t = h.shape
         skip_bias = torch.stack([block.conv_skip.bias for block in self.blocks]).sum(0)
-        kernel = self._stack_kernel(t) if h.dtype == torch.float32 else None
+        kernel = self.stack_kernel_for(t) if h.dtype == torch.float32 else None
         if kernel is not None:
             return self.output_head(self._forward_stack(kernel, h, c, g) + skip_bias[:, None])
         skips = skip_bias[None, :, None].expand(b, -1, t).contiguous()
@@ -197,7 +197,7 @@ class WaveNet(torch.nn.Module):
             h = h if out is None else out
         return self.output_head(skips)
 
-    def _stack_kernel(self, length: int):
+    def stack_kernel_for(self, length: int):
         """The attached compiled stack if it runs this network at ``length``."""
         k = self.stack_kernel
         hop = None if self.upsample is None else self.hop

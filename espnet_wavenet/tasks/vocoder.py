@@ -23,6 +23,7 @@ from espnet_wavenet.models.builder import build_wavenet
 from espnet_wavenet.models.wavenet import WaveNet
 from espnet_wavenet.train.collate import SegmentCollateFn
 from espnet_wavenet.train.espnet_model import ESPnetWaveNetModel
+from espnet_wavenet.train.residual_stack import TILE
 from espnet_wavenet.train.trainer import WaveNetTrainer, safe_io
 from espnet_wavenet.utils.cpu import has_bf16_products
 
@@ -291,15 +292,12 @@ def split_cpu_batches(args: argparse.Namespace) -> None:
 
 def stack_kernel_use(net: WaveNet) -> str:
     """What CPU float training runs the residual stack with, in words."""
-    k = net.stack_kernel
-    if k is None:
+    if net.stack_kernel is None:
         return "torch ops (no compiled kernel)"
-    hop = None if net.upsample is None else net.hop
-    if not k.supports(net.residual_channels, net.gate_channels, net.skip_channels,
-                      net.kernel_size, 64, hop):
+    if net.stack_kernel_for(TILE) is None:  # the network's sizes, at a segment it takes
+        hop = "" if net.upsample is None else " and a hop in multiples of 16"
         return ("torch ops: the compiled stack takes kernel size 2, residual and skip "
-                "channels in multiples of 16, gate channels in multiples of 64"
-                + ("" if hop is None else " and a hop in multiples of 16"))
+                "channels in multiples of 16, gate channels in multiples of 64" + hop)
     return "the compiled kernel's residual stack (segments of a multiple of 64 samples)"
 
 

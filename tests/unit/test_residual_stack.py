@@ -45,7 +45,7 @@ def _check(net, batch, frames, n_speakers=0):
     c = None if net.aux_channels == 0 else torch.randn(batch, net.aux_channels, frames + 2)
     g = torch.arange(batch) % n_speakers if n_speakers else None
     w = torch.randn(batch, 256, length)
-    assert net._stack_kernel(length) is not None  # the kernel runs these sizes
+    assert net.stack_kernel_for(length) is not None  # the kernel runs these sizes
     got, got_g = _grads(net, net.forward, x, c, g, w)
     ref = copy.deepcopy(net).double()
     want, want_g = _grads(ref, ref.forward_reference, x, None if c is None else c.double(), g,
@@ -100,7 +100,7 @@ def test_stack_refuses_a_second_backward():
 def test_sizes_the_kernel_refuses_fall_back():
     # 48 samples: not a multiple of the kernel's 64-sample tile
     net = _net(aux=0)
-    assert net._stack_kernel(48) is None
+    assert net.stack_kernel_for(48) is None
     x = torch.randint(0, 256, (2, 48))
     w = torch.randn(2, 256, 48)
     got = _grads(net, net.forward, x, None, None, w)[0]
