@@ -105,13 +105,22 @@ void pipe_a(const WnModel& m, const WnCall& c, int b0, int nb, PipeShared& sh) {
         olds.wait((int64_t)step * L + l + 1);
       }
       if (l + 1 < L) prefetch_lines(past + (size_t)(l + 1) * nb * G2, (size_t)nb * G2);
-      ops.conv_new(l, nb, w.h.data(), w.a.data(), past + (size_t)l * nb * G2);
+      {
+        WN_PROF(WN_P_A_CONV);
+        ops.conv_new(l, nb, w.h.data(), w.a.data(), past + (size_t)l * nb * G2);
+      }
       float* z = sh.z.data() + (size_t)l * nb * Hp;
-      for (int s = 0; s < nb; ++s) gate(&w.a[s * G2], z + s * Hp, Hp);
+      {
+        WN_PROF(WN_P_A_GATE);
+        for (int s = 0; s < nb; ++s) gate(&w.a[s * G2], z + s * Hp, Hp);
+      }
       sh.prog.v.store((int64_t)step * L + l + 1, std::memory_order_release);
       // Residual rows (none after the last layer) and, from layer lo, skip rows.
       const int p0 = l < L - 1 ? 0 : Rp / VW, p1 = l < lo ? Rp / VW : RS / VW;
-      if (p0 < p1) ops.rs(l, p0, p1, nb, z, w.r.data(), RS);
+      if (p0 < p1) {
+        WN_PROF(WN_P_A_RS);
+        ops.rs(l, p0, p1, nb, z, w.r.data(), RS);
+      }
       for (int s = 0; s < nb; ++s) {
         if (l < L - 1) residual(&w.h[s * Rp], &w.r[s * RS], Rp);
         if (l >= lo) accumulate(&w.skip[s * Sp], &w.r[s * RS + Rp], Sp);

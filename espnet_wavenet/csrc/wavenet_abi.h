@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#define WN_ABI_VERSION 13
+#define WN_ABI_VERSION 14
 
 extern "C" {
 
@@ -134,6 +134,9 @@ enum WnProfileSlot {
   WN_P_B_WAIT,
   WN_P_B_OLDER,
   WN_P_B_SKIPS,
+  WN_P_A_CONV,  // thread A's parts of a_layers: newest taps,
+  WN_P_A_GATE,  // gates,
+  WN_P_A_RS,    // residual and skip products
   WN_P_N
 };
 

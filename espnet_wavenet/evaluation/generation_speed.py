@@ -148,10 +148,13 @@ def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[s
     per["a_layers"] = per["total"] - per["a_wait"] - per["a_head"] - per["a_draw"]
     return dict(
         precision=precision,
+        kernel=os.environ.get("ESPNET_WAVENET_KERNEL", "native").replace("auto", "native"),
+        int8_path=abi.INT8_PATHS[lib.wn_int8_path()],
         us_per_sample=round(wall / length * 1e6, 2),
         tsc_ghz=round(v["total"] / wall / 1e9, 2),
         cycles_per_sample=per,
-        note="thread A: a_layers (newest taps, gates, residuals, last skips) + a_head + "
+        note="thread A: a_layers (newest taps a_conv, gates a_gate, residual and last "
+        "skip products a_rs, the rest: ring writes, sums) + a_head + "
         "a_draw (sampling) + a_wait (for B); thread B: b_older (next step's older taps "
         "and conditioning) + b_skips (first layers' skips) + b_wait (for A)",
     )

@@ -1,5 +1,7 @@
 """The generation benchmark command, run as users run it."""
 
+import os
+
 import pytest
 
 from nets import CONF, needs_fast
@@ -22,6 +24,9 @@ def test_benchmark_profile_accounts_for_the_step(capsys):
     for p in profiles:
         c = p["cycles_per_sample"]
         assert c["a_layers"] > 0 and c["a_head"] > 0 and c["a_draw"] > 0 and c["b_older"] > 0
+        # thread A's layer work in parts: newest taps, gates, residual/skip products
+        assert min(c["a_conv"], c["a_gate"], c["a_rs"]) > 0
+        assert c["a_conv"] + c["a_gate"] + c["a_rs"] < c["a_layers"]
         assert c["b_wait"] + c["b_older"] + c["b_skips"] <= c["total"]
         assert p["us_per_sample"] > 0
 
@@ -51,6 +56,18 @@ def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     assert row["weight_gb_per_s"] > 0
     # forced on, one stream on two or more threads ran as the two-thread pipeline
     assert row["pipeline"] is (report["threads"] >= 2)
+
+    # the profile's counting build is of the level asked for, not -march=native
+    proc = subprocess.run(
+        [sys.executable, "-m", "espnet_wavenet.bin.benchmark", "--config", str(CONF),
+         "--kinds", "fast_int8", "--seconds", "0.05", "--isa", lowest, "--profile"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300,
+        env={**os.environ, "ESPNET_WAVENET_CACHE": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (profile,) = json.loads(proc.stdout)["configs"][0]["profile"]
+    assert profile["kernel"] == lowest
+    assert profile["int8_path"] == "scalar"  # the baseline's loop; -march=native: a vector one
 
 
 def test_benchmark_quality_needs_real_speech(tmp_path, capsys):

@@ -74,8 +74,9 @@ def _open(path: Path, lib: Optional[ctypes.CDLL] = None) -> ctypes.CDLL:
     return lib
 
 
-def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
-    """Compile at first use for this CPU (development; cached)."""
+def _build_native(extra_flags: Sequence[str] = (), level: Optional[str] = None) -> ctypes.CDLL:
+    """Compile at first use for this CPU (development; cached), or for ``level``'s
+    flags instead of ``-march=native``."""
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("no C++ compiler (g++) found")
@@ -87,7 +88,7 @@ def _build_native(extra_flags: Sequence[str] = ()) -> ctypes.CDLL:
     directory.mkdir(parents=True, exist_ok=True)
     errors = []
     # Prefer code tuned for this CPU; fall back to the baseline ISA.
-    for extra in (["-march=native"], []):
+    for extra in ([ISA_LEVELS[level][0]] if level else (["-march=native"], [])):
         flags = BASE_FLAGS + list(extra_flags) + extra
         # A -march=native binary fits this CPU only.
         cpu = platform.machine() + cpu_name() + " ".join(sorted(cpu_flags()))
@@ -174,10 +175,15 @@ def kernel_kind() -> Optional[str]:
 
 def load_profiling_library() -> ctypes.CDLL:
     """The kernel built with ``-DWN_PROFILE`` (cycle counters of the two-thread
-    pipeline, see ``wn_profile``); for ``bin/benchmark.py --profile`` only."""
+    pipeline, see ``wn_profile``) for the level ``ESPNET_WAVENET_KERNEL`` names
+    (``-march=native`` otherwise); for ``bin/benchmark.py --profile`` only."""
     global _profile_lib
     if _profile_lib is None:
-        _profile_lib = _build_native(["-DWN_PROFILE"])
+        choice = os.environ.get("ESPNET_WAVENET_KERNEL", "auto")
+        level = choice if choice in install_levels() else None
+        if level is not None and level not in cpu_levels():
+            raise RuntimeError(f"ESPNET_WAVENET_KERNEL={level}: this CPU cannot run it")
+        _profile_lib = _build_native(["-DWN_PROFILE"], level)
     return _profile_lib
 
 
