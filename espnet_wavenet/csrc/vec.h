@@ -57,6 +57,16 @@ inline vf vload(const uint16_t* p) {
 
 // exp with Cody-Waite range reduction and a degree-6 polynomial (~1 ulp).
 inline vf vexp(vf x) {
+#if defined(__AVX512F__)
+  // k = round(x / ln 2) and the product p 2^k by vscalefps, which saturates to
+  // 0 and inf itself: no integer detour (half the instructions).  The clamps
+  // keep the reduction exact (x = -1e30 would make r garbage).
+  x = x < splat(89.0f) ? x : splat(89.0f);
+  x = x > splat(-104.0f) ? x : splat(-104.0f);
+  const __m512 k = _mm512_roundscale_ps((__m512)(x * 1.44269504088896341f),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf kf = (vf)k;
+#else
   x = x < splat(88.0f) ? x : splat(88.0f);
   x = x > splat(-87.0f) ? x : splat(-87.0f);
   vf fx = x * 1.44269504088896341f + 0.5f;
@@ -65,6 +75,7 @@ inline vf vexp(vf x) {
   vi gt = kf > fx;  // truncation rounded up: floor it
   kf += __builtin_convertvector(gt, vf);
   ki += gt;
+#endif
   vf r = x - kf * 0.693359375f + kf * 2.12194440e-4f;
   vf p = splat(1.9875691500e-4f);
   p = p * r + 1.3981999507e-3f;
@@ -73,8 +84,12 @@ inline vf vexp(vf x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
+#if defined(__AVX512F__)
+  return (vf)_mm512_scalef_ps((__m512)p, k);
+#else
   vi e = (ki + 127) << 23;
   return p * (vf)e;
+#endif
 }
 // tanh(a) * sigmoid(b) with one division instead of two (a division is the
 // slowest vector instruction here): (e - 1) / ((e + 1) (1 + exp(-b))), e =
