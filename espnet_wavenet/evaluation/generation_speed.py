@@ -128,7 +128,8 @@ def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict
 def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[str, Any]:
     """Where one utterance's time goes in the two-thread pipeline: TSC cycles
     per sample of each part, from a kernel built with -DWN_PROFILE."""
-    lib = abi.bind(loader.load_profiling_library())
+    raw, kernel = loader.load_profiling_library()
+    lib = abi.bind(raw)
     gen = CompiledGenerator(net, dist, threads=2, precision=precision, split=True)
     gen.lib = lib
     up = net.upsample
@@ -148,7 +149,7 @@ def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[s
     per["a_layers"] = per["total"] - per["a_wait"] - per["a_head"] - per["a_draw"]
     return dict(
         precision=precision,
-        kernel=os.environ.get("ESPNET_WAVENET_KERNEL", "native").replace("auto", "native"),
+        kernel=kernel,
         int8_path=abi.INT8_PATHS[lib.wn_int8_path()],
         us_per_sample=round(wall / length * 1e6, 2),
         tsc_ghz=round(v["total"] / wall / 1e9, 2),

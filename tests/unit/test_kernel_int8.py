@@ -5,7 +5,8 @@ scalar baseline) is built as installed (or, when the installed one is stale,
 compiled here with the install flags) and compared with the integer sums numpy
 forms, with weights and activations at their extremes, where int16 pair sums
 of the offset bytes would saturate and those of sign and magnitude come
-closest (AVX-512BW and AVX2 with one stream). Builds of one vector width then generate the same int8 samples.
+closest (AVX-512BW and AVX2 with one stream). Builds of one vector width then
+generate the same int8 samples.
 
 Where the CPU has AVX-VNNI (Intel Alder Lake and later clients, Sapphire
 Rapids and later Xeons) its real build runs here like every other level. QEMU's

@@ -46,7 +46,7 @@ from espnet_wavenet.utils.cpu import cpu_flags, cpu_name
 _lib: Optional[ctypes.CDLL] = None
 _error: Optional[str] = None
 _kind: Optional[str] = None  # which kernel was loaded: a level name or "native"
-_profile_lib: Optional[ctypes.CDLL] = None
+_profile_lib: Optional[Tuple[ctypes.CDLL, str]] = None  # and the level it was built for
 
 
 def disabled() -> bool:
@@ -87,7 +87,7 @@ def _build_native(extra_flags: Sequence[str] = (), level: Optional[str] = None) 
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     errors = []
-    # Prefer code tuned for this CPU; fall back to the baseline ISA.
+    # Prefer code tuned for this CPU, falling back to the baseline ISA; or the level's flags.
     for extra in ([ISA_LEVELS[level][0]] if level else (["-march=native"], [])):
         flags = BASE_FLAGS + list(extra_flags) + extra
         # A -march=native binary fits this CPU only.
@@ -124,11 +124,10 @@ def _open_installed(level: str) -> ctypes.CDLL:
     return _open(kernel_path(level), lib)
 
 
-def _load() -> Tuple[ctypes.CDLL, str]:
+def _choice() -> str:
+    """``ESPNET_WAVENET_KERNEL``, checked: auto, native or a level this CPU runs."""
     choice = os.environ.get("ESPNET_WAVENET_KERNEL", "auto")
-    if choice == "native":
-        return _build_native(), "native"
-    if choice != "auto":
+    if choice not in ("auto", "native"):
         if choice not in install_levels():
             raise RuntimeError(
                 f"ESPNET_WAVENET_KERNEL={choice!r}: expected auto, native or one of "
@@ -136,6 +135,14 @@ def _load() -> Tuple[ctypes.CDLL, str]:
             )
         if choice not in cpu_levels():
             raise RuntimeError(f"ESPNET_WAVENET_KERNEL={choice}: this CPU cannot run it")
+    return choice
+
+
+def _load() -> Tuple[ctypes.CDLL, str]:
+    choice = _choice()
+    if choice == "native":
+        return _build_native(), "native"
+    if choice != "auto":
         return _open_installed(choice), choice
     levels = cpu_levels()
     if not any(kernel_path(lv).exists() for lv in levels):
@@ -173,17 +180,16 @@ def kernel_kind() -> Optional[str]:
     return _kind if load_library() is not None else None
 
 
-def load_profiling_library() -> ctypes.CDLL:
+def load_profiling_library() -> Tuple[ctypes.CDLL, str]:
     """The kernel built with ``-DWN_PROFILE`` (cycle counters of the two-thread
-    pipeline, see ``wn_profile``) for the level ``ESPNET_WAVENET_KERNEL`` names
-    (``-march=native`` otherwise); for ``bin/benchmark.py --profile`` only."""
+    pipeline, see ``wn_profile``) for the level ``ESPNET_WAVENET_KERNEL`` names, or
+    with ``-march=native``; and which ("native" or the level). For
+    ``bin/benchmark.py --profile`` only."""
     global _profile_lib
     if _profile_lib is None:
-        choice = os.environ.get("ESPNET_WAVENET_KERNEL", "auto")
-        level = choice if choice in install_levels() else None
-        if level is not None and level not in cpu_levels():
-            raise RuntimeError(f"ESPNET_WAVENET_KERNEL={level}: this CPU cannot run it")
-        _profile_lib = _build_native(["-DWN_PROFILE"], level)
+        choice = _choice()
+        level = None if choice in ("auto", "native") else choice
+        _profile_lib = _build_native(["-DWN_PROFILE"], level), level or "native"
     return _profile_lib
 
 
