@@ -1,6 +1,7 @@
 """Fast, batched, streaming and GPU generation against the reference oracle."""
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -119,6 +120,30 @@ def test_chunked_kernel_calls(monkeypatch):
     monkeypatch.setattr(generator, "CHUNK", 128)
     _, net, d = tiny("mulaw", 2)
     compare("mulaw", net, d, 700, g=torch.tensor([1, 0]))
+
+
+@needs_fast
+def test_frame_rate_calls_follow_the_budget(monkeypatch):
+    # Frame-rate conditioning: one kernel call while the budget holds the
+    # utterance, several (state carried across) when it does not; same samples.
+    from espnet_wavenet.generation.cpu import generator
+    from espnet_wavenet.layers.upsample import pad_context
+
+    _, net, d = tiny("mulaw", 0)
+    frames = [pad_context(torch.randn(1, 80, 6, generator=torch.Generator().manual_seed(4)), 2)[0]]
+    length = 6 * net.upsample.hop
+    noise = d.noise(1, length, torch.Generator().manual_seed(5))
+    gen = CompiledGenerator(net, d)
+    assert gen.frame_chunk(1) >= length
+    whole, whole_lg = gen.generate_from_frames(frames, length, noise, return_logits=True)
+    monkeypatch.setattr(generator, "COND_BUDGET", 2000)
+    assert 16 <= gen.frame_chunk(1) < length // 3
+    calls = []
+    run = gen.lib.wn_run
+    monkeypatch.setattr(gen, "lib", SimpleNamespace(wn_run=lambda *a: calls.append(1) or run(*a)))
+    parts, parts_lg = gen.generate_from_frames(frames, length, noise, return_logits=True)
+    assert len(calls) > 3
+    assert torch.equal(parts, whole) and torch.equal(parts_lg, whole_lg)
 
 
 def vocoder(dist: str, n_speakers: int = 0, generator: str = "fast",
