@@ -37,8 +37,9 @@ from espnet_wavenet.utils.matmul import row_stable_mm
 # Floats of precomputed conditioning held at once (bounds memory: 32 MB).
 COND_BUDGET = 8 * 1024 * 1024
 # Steps per kernel call from sample-rate conditioning (pipelined with the next
-# chunk's projection; frame-rate conditioning: frame_chunk).
+# chunk's projection), and at most from frame-rate conditioning (frame_chunk).
 CHUNK = 2048
+FRAME_CHUNK = 32768
 # Above this a spin exchange means another process holds a core: the pipeline's
 # threads would wait on each other (and on it) more than they gain.
 SPLIT_MAX_BARRIER_NS = 500.0
@@ -379,14 +380,17 @@ class CompiledGenerator:
         self._loop(state, n_steps, chunk, project, noise, out, sampling, logits, forced)
 
     def frame_chunk(self, batch: int) -> int:
-        """Steps per kernel call from frame-rate conditioning: as many as
-        COND_BUDGET holds.  A frame's projection is cheap but runs beside the
-        kernel, whose two threads spin on two cores: fewer, longer calls (one
-        per utterance at batch 1) measured 7% faster at batch 1 than 2048-step
-        ones (int8, default config)."""
+        """Steps per kernel call from frame-rate conditioning: FRAME_CHUNK, or
+        fewer if COND_BUDGET cannot hold them.  A chunk's projection is cheap
+        but runs beside the kernel, whose two threads spin on two cores: one
+        call per utterance measured 7% faster at batch 1 than calls of 2,048
+        steps (int8, default config, 2 s); calls of 32,768 steps (1.5 s) keep
+        that and bound the chunk buffers (the pending one's included): peak RSS
+        +16 MB for a 30 s utterance (+3 MB with 2,048 steps, +104 MB in one
+        call)."""
         d = self._pack().dims
         per_step = batch * (d["L"] * 2 * d["Hp"] / self.net.upsample.hop + self._coef.width)
-        return max(16, int(COND_BUDGET // per_step))
+        return max(16, min(FRAME_CHUNK, int(COND_BUDGET // per_step)))
 
     @torch.no_grad()
     def teacher_forced_logits(
