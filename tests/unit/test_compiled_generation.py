@@ -146,6 +146,27 @@ def test_frame_rate_calls_follow_the_budget(monkeypatch):
     assert torch.equal(parts, whole) and torch.equal(parts_lg, whole_lg)
 
 
+@needs_fast
+def test_torch_ops_of_generation_run_on_one_thread(monkeypatch):
+    # The projection runs on one torch thread while the kernel runs (woken
+    # OpenMP workers would spin on the kernel's cores); the count is restored.
+    from espnet_wavenet.layers.upsample import pad_context
+
+    _, net, d = tiny("mulaw", 0)
+    frames = [pad_context(torch.randn(1, 80, 3, generator=torch.Generator().manual_seed(4)), 2)[0]]
+    noise = d.noise(1, 512, torch.Generator().manual_seed(5))
+    gen = CompiledGenerator(net, d, threads=2, split=True)
+    gen.step_weight_bytes()  # packs the weights with the real library
+    seen = []
+    run = gen.lib.wn_run
+    monkeypatch.setattr(
+        gen, "lib", SimpleNamespace(wn_run=lambda *a: seen.append(torch.get_num_threads()) or run(*a))
+    )
+    torch.set_num_threads(2)
+    gen.generate_from_frames(frames, 512, noise)
+    assert seen == [1] and torch.get_num_threads() == 2
+
+
 def vocoder(dist: str, n_speakers: int = 0, generator: str = "fast",
             noise_shaping_conf=None) -> WaveNetVocoder:
     conf, net, d = tiny(dist, n_speakers)

@@ -23,6 +23,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Optional, Tuple
 
 import torch
@@ -44,6 +45,19 @@ FRAME_CHUNK = 32768
 # threads would wait on each other (and on it) more than they gain.
 SPLIT_MAX_BARRIER_NS = 500.0
 SPLIT_PROBE_EVERY_S = 30.0
+
+@contextmanager
+def one_torch_thread():
+    """This thread's torch ops on one thread for the block: the OpenMP and MKL
+    workers an op wakes spin on for milliseconds after it, on the cores the
+    kernel's two threads then need (streaming, 4 frames per push: 1.3x)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
 
 def compiled_available(net: WaveNet) -> bool:
     """True when the kernel loaded and ``net`` is a CPU WaveNet it can run."""
@@ -323,7 +337,8 @@ class CompiledGenerator:
     @torch.no_grad()
     def context_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """(aux, T + 2 ctx) context-padded frames -> context conv output (aux, T)."""
-        return self.net.upsample.context(frames.detach().cpu().float().unsqueeze(0))[0]
+        with one_torch_thread():
+            return self.net.upsample.context(frames.detach().cpu().float().unsqueeze(0))[0]
 
     @torch.no_grad()
     def run_frames(self, state: dict, frames, frame_offset: int, n_steps: int,
@@ -377,7 +392,8 @@ class CompiledGenerator:
             return fields, (proj, fidx, coef)
 
         chunk = max(1, min(n_steps, self.frame_chunk(batch)))
-        self._loop(state, n_steps, chunk, project, noise, out, sampling, logits, forced)
+        with one_torch_thread():
+            self._loop(state, n_steps, chunk, project, noise, out, sampling, logits, forced)
 
     def frame_chunk(self, batch: int) -> int:
         """Steps per kernel call from frame-rate conditioning: FRAME_CHUNK, or
