@@ -24,6 +24,7 @@ import torch
 
 from espnet_wavenet.generation.interface import IncrementalGenerator
 from espnet_wavenet.layers.upsample import ConditioningUpsampler, pad_context
+from espnet_wavenet.utils.threads import one_torch_thread
 
 
 def frame_needed(n: int, upsampler: Optional[ConditioningUpsampler]) -> int:
@@ -97,13 +98,17 @@ class StreamingVocoder:
             raise RuntimeError("push() after flush()")
         if len(frames) == 0:
             return torch.zeros(0)
-        feats = self.vocoder.check_feats(frames)
-        self.raw.append(feats)
-        self.frames.append(feats if self.normalized else self.vocoder.normalize(feats))
-        self.n_frames += feats.shape[0]
-        if not self.incremental:
-            return torch.zeros(0)
-        return self._emit(self.ready_samples(), final=False)
+        # A push's tensors are small; torch's worker threads, once woken (by
+        # the padding and concatenation, say), spin on through the kernel call
+        # on the cores it needs (4 frames per push: 1.5x the time).
+        with one_torch_thread():
+            feats = self.vocoder.check_feats(frames)
+            self.raw.append(feats)
+            self.frames.append(feats if self.normalized else self.vocoder.normalize(feats))
+            self.n_frames += feats.shape[0]
+            if not self.incremental:
+                return torch.zeros(0)
+            return self._emit(self.ready_samples(), final=False)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
@@ -119,7 +124,8 @@ class StreamingVocoder:
             return self.vocoder.generate(
                 [feats], sids=sids, normalized=self.normalized, seed=self.seed
             )[0]
-        return self._emit(self.n_frames * self.hop, final=True)
+        with one_torch_thread():
+            return self._emit(self.n_frames * self.hop, final=True)
 
     def _context_frames(self, n0: int, final: bool):
         """Context-conv output frames from the first one sample n0 uses: (frames, offset)."""

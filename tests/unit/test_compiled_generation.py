@@ -252,6 +252,26 @@ def check_streaming(voc: WaveNetVocoder, sid) -> None:
 
 
 @needs_fast
+def test_streaming_pushes_run_on_one_torch_thread(monkeypatch):
+    # A push's own small ops (padding, concatenation) would wake torch's
+    # workers, which spin on through the kernel call; the count is restored.
+    from espnet_wavenet.generation import streaming
+
+    seen = []
+    pad = streaming.pad_context
+    monkeypatch.setattr(
+        streaming, "pad_context", lambda *a, **k: seen.append(torch.get_num_threads()) or pad(*a, **k)
+    )
+    voc = vocoder("mulaw")
+    f = feats(9, 2)
+    torch.set_num_threads(2)
+    stream = streaming.StreamingVocoder(voc, seed=3)
+    audio = torch.cat([stream.push(f[:5]), stream.push(f[5:]), stream.flush()])
+    assert len(seen) == 3 and set(seen) == {1} and torch.get_num_threads() == 2
+    assert torch.equal(audio, voc.generate([f], seed=3)[0])
+
+
+@needs_fast
 def test_network_on_a_gpu_decodes_with_cpu_generators(monkeypatch, caplog):
     # No GPU here: the device check is what is simulated; the rest is real.
     import espnet_wavenet.generation as generation

@@ -23,7 +23,6 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Optional, Tuple
 
 import torch
@@ -34,6 +33,7 @@ from espnet_wavenet.generation.cpu.packing import PackedNet, dist_code, pack
 from espnet_wavenet.layers.sample_coefficients import SampleCoefficients
 from espnet_wavenet.models.wavenet import WaveNet
 from espnet_wavenet.utils.matmul import row_stable_mm
+from espnet_wavenet.utils.threads import one_torch_thread
 
 # Floats of precomputed conditioning held at once (bounds memory: 32 MB).
 COND_BUDGET = 8 * 1024 * 1024
@@ -45,19 +45,6 @@ FRAME_CHUNK = 32768
 # threads would wait on each other (and on it) more than they gain.
 SPLIT_MAX_BARRIER_NS = 500.0
 SPLIT_PROBE_EVERY_S = 30.0
-
-@contextmanager
-def one_torch_thread():
-    """This thread's torch ops on one thread for the block: the OpenMP and MKL
-    workers an op wakes spin on for milliseconds after it, on the cores the
-    kernel's two threads then need (streaming, 4 frames per push: 1.3x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
 
 def compiled_available(net: WaveNet) -> bool:
     """True when the kernel loaded and ``net`` is a CPU WaveNet it can run."""
