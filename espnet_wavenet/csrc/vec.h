@@ -40,6 +40,31 @@ inline vi vload(const int32_t* p) { return *reinterpret_cast<const viu*>(p); }
 inline void vstore(float* p, vf v) { *reinterpret_cast<vfu*>(p) = v; }
 inline vf splat(float x) { return vf{} + x; }
 
+// x < c ? x : c and x > c ? x : c (c also where x is NaN), as one min/max
+// instruction: GCC writes the ternaries as a compare and a blend.
+inline vf vmin(vf x, vf c) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_min_ps((__m512)x, (__m512)c);
+#elif defined(__AVX__)
+  return (vf)_mm256_min_ps((__m256)x, (__m256)c);
+#elif defined(__SSE__)
+  return (vf)_mm_min_ps((__m128)x, (__m128)c);
+#else
+  return x < c ? x : c;
+#endif
+}
+inline vf vmax(vf x, vf c) {
+#if defined(__AVX512F__)
+  return (vf)_mm512_max_ps((__m512)x, (__m512)c);
+#elif defined(__AVX__)
+  return (vf)_mm256_max_ps((__m256)x, (__m256)c);
+#elif defined(__SSE__)
+  return (vf)_mm_max_ps((__m128)x, (__m128)c);
+#else
+  return x > c ? x : c;
+#endif
+}
+
 // Half-precision weights: VW halves -> VW floats (one F16C conversion).
 inline vf vload(const uint16_t* p) {
 #if defined(__AVX512F__)
@@ -61,14 +86,19 @@ inline vf vexp(vf x) {
   // k = round(x / ln 2) and the product p 2^k by vscalefps, which saturates to
   // 0 and inf itself: no integer detour (half the instructions).  The clamps
   // keep the reduction exact (x = -1e30 would make r garbage).
-  x = x < splat(89.0f) ? x : splat(89.0f);
-  x = x > splat(-104.0f) ? x : splat(-104.0f);
+  x = vmax(vmin(x, splat(89.0f)), splat(-104.0f));
   const __m512 k = _mm512_roundscale_ps((__m512)(x * 1.44269504088896341f),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const vf kf = (vf)k;
+#elif defined(__AVX__)
+  // k = round(x / ln 2) by vroundps (floor(x / ln 2 + 0.5) by truncation and
+  // correction took 5 more instructions; the two differ only at exact halves).
+  x = vmax(vmin(x, splat(88.0f)), splat(-87.0f));
+  const vf kf = (vf)_mm256_round_ps((__m256)(x * 1.44269504088896341f),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vi ki = __builtin_convertvector(kf, vi);
 #else
-  x = x < splat(88.0f) ? x : splat(88.0f);
-  x = x > splat(-87.0f) ? x : splat(-87.0f);
+  x = vmax(vmin(x, splat(88.0f)), splat(-87.0f));
   vf fx = x * 1.44269504088896341f + 0.5f;
   vi ki = __builtin_convertvector(fx, vi);
   vf kf = __builtin_convertvector(ki, vf);
@@ -96,8 +126,7 @@ inline vf vexp(vf x) {
 // exp(2a).  a is clamped to +-9, where tanh is 1.0f already, so e + 1 stays
 // finite; a very negative b makes the denominator inf and the product 0.
 inline vf vgate(vf a, vf b) {
-  a = a < splat(9.0f) ? a : splat(9.0f);
-  a = a > splat(-9.0f) ? a : splat(-9.0f);
+  a = vmax(vmin(a, splat(9.0f)), splat(-9.0f));
   const vf e = vexp(a + a);
   return (e - 1.0f) / ((e + 1.0f) * (1.0f + vexp(-b)));
 }
