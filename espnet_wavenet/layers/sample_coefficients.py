@@ -24,6 +24,7 @@ class SampleCoefficients:
     def __init__(self, upsampler: ConditioningUpsampler):
         self.up = upsampler
         self._key = None
+        self._params: Optional[Tuple[torch.nn.Parameter, ...]] = None
         self._tab: dict = {}
 
     def first_frame(self, steps: torch.Tensor, clamp: bool = True) -> torch.Tensor:
@@ -38,8 +39,11 @@ class SampleCoefficients:
 
     def _tables(self) -> dict:
         """Band width W and the coefficient tables of the interior and the start."""
-        params = list(self.up.parameters())
-        key = tuple(p.data_ptr() for p in params), tuple(p._version for p in params)
+        # The parameters listed once (a module walk per call costs more than the
+        # lookup it guards); in-place updates bump _version, ``.data =`` data_ptr.
+        if self._params is None:
+            self._params = tuple(self.up.parameters())
+        key = tuple((p.data_ptr(), p._version) for p in self._params)
         if self._key == key:
             return self._tab
         up, hop = self.up, self.up.hop

@@ -123,6 +123,35 @@ def test_chunked_kernel_calls(monkeypatch):
 
 
 @needs_fast
+def test_changed_weights_are_repacked():
+    # The generator packs once and repacks when a weight changes: in place
+    # (load_state_dict, an optimizer step) or by ``.data =``, in the layers and
+    # in the upsampler (whose per-sample frame weights are cached too).
+    from espnet_wavenet.layers.upsample import pad_context
+
+    _, net, d = tiny("mulaw", 0)
+    frames = [pad_context(torch.randn(1, 80, 4, generator=torch.Generator().manual_seed(2)), 2)[0]]
+    noise = d.noise(1, 700, torch.Generator().manual_seed(3))
+    gen = CompiledGenerator(net, d, split=False)
+
+    def check(change):
+        before = gen.generate_from_frames(frames, 700, noise, return_logits=True)[1]
+        with torch.no_grad():
+            change()
+        after = gen.generate_from_frames(frames, 700, noise, return_logits=True)[1]
+        fresh = CompiledGenerator(net, d, split=False)
+        assert not torch.equal(after, before)
+        assert torch.equal(after, fresh.generate_from_frames(frames, 700, noise, return_logits=True)[1])
+
+    layer_w = [p for n, p in net.named_parameters() if not n.startswith("upsample")][-1]
+    up_w = next(net.upsample.parameters())
+    check(lambda: layer_w.mul_(1.5))
+    check(lambda: setattr(layer_w, "data", layer_w.data * 0.5))
+    check(lambda: up_w.mul_(1.5))
+    check(lambda: setattr(up_w, "data", up_w.data + 0.1))
+
+
+@needs_fast
 def test_frame_rate_calls_follow_the_budget(monkeypatch):
     # Frame-rate conditioning: one kernel call while the budget holds the
     # utterance, several (state carried across) when it does not; same samples.
