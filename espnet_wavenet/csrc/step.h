@@ -152,9 +152,10 @@ struct Scratch {
 
 // Quarters of the layers whose skips the pipeline's thread B projects
 // (skip_split), every precision.  int8 had 2 until stop 33: 3 measured 1.06x /
-// 1.10x / 1.11x on the quality config (AVX-512BW / AVX2 / AVX-512 VNNI builds)
-// and 1.01-1.03x on the default one (batch 1, in-process A/B, medians of 10
-// pairs); with float weights thread A's products are slower still.
+// 1.10x / 1.11x faster on the quality config (AVX-512BW / AVX2 / AVX-512 VNNI
+// builds) and 1.01-1.03x on the default one (batch 1, in-process A/B, medians
+// of 10 pairs).  4 (all on B) measured 0.96x the time for float32 but 1.06x for
+// float16 and 1.01x for int8 (Zen 4, stop 34): not taken.
 constexpr int SKIP_SPLIT = 3;
 
 // The skip sum is formed as two partial sums, layers [0, lo) and [lo, L), then

@@ -100,7 +100,7 @@ class StreamingVocoder:
             return torch.zeros(0)
         # A push's tensors are small; torch's worker threads, once woken (by
         # the padding and concatenation, say), spin on through the kernel call
-        # on the cores it needs (4 frames per push: 1.5x the time).
+        # on the cores it needs (4 frames per push: 1.3x the time).
         with one_torch_thread():
             feats = self.vocoder.check_feats(frames)
             self.raw.append(feats)

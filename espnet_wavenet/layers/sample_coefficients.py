@@ -24,7 +24,9 @@ class SampleCoefficients:
     def __init__(self, upsampler: ConditioningUpsampler):
         self.up = upsampler
         self._key = None
-        self._params: Optional[Tuple[torch.nn.Parameter, ...]] = None
+        # Listed once (a module walk per lookup costs more than the lookup):
+        # in-place updates bump _version, ``.data =`` moves data_ptr.
+        self._params = tuple(upsampler.parameters())
         self._tab: dict = {}
 
     def first_frame(self, steps: torch.Tensor, clamp: bool = True) -> torch.Tensor:
@@ -39,10 +41,6 @@ class SampleCoefficients:
 
     def _tables(self) -> dict:
         """Band width W and the coefficient tables of the interior and the start."""
-        # The parameters listed once (a module walk per call costs more than the
-        # lookup it guards); in-place updates bump _version, ``.data =`` data_ptr.
-        if self._params is None:
-            self._params = tuple(self.up.parameters())
         key = tuple((p.data_ptr(), p._version) for p in self._params)
         if self._key == key:
             return self._tab

@@ -126,6 +126,7 @@ class CompiledGenerator:
         self.kernel = loader.kernel_kind()  # which build: an ISA level or "native"
         dist_code(dist)  # ValueError for a distribution the kernel lacks
         self.net = net.eval()
+        self._params = tuple(net.parameters())  # see _weights_key
         self.dist = dist
         self.threads = threads or torch.get_num_threads()
         if precision not in abi.PRECISION_OPTIONS:
@@ -154,12 +155,10 @@ class CompiledGenerator:
 
     # ------------------------------------------------------------- packing
     def _weights_key(self):
-        # Over the parameters listed once: walking the module tree took ~0.6 ms
-        # a call, a few calls per streaming push.  In-place updates
-        # (load_state_dict, an optimizer step) bump _version, ``.data = ...``
+        # Over the parameters listed at construction (walking the module tree
+        # took ~0.6 ms a call, a few calls per streaming push): in-place
+        # updates (load_state_dict, an optimizer step) bump _version, ``.data =``
         # moves data_ptr; a module given a new Parameter object is not seen.
-        if getattr(self, "_params", None) is None:
-            self._params = tuple(self.net.parameters())
         return tuple((p.data_ptr(), p._version) for p in self._params)
 
     def _pack(self) -> PackedNet:
