@@ -4,8 +4,8 @@ Each level's kernel (AVX-512 VNNI, AVX-512BW without VNNI, AVX-VNNI, AVX2, the
 scalar baseline) is built as installed (or, when the installed one is stale,
 compiled here with the install flags) and compared with the integer sums numpy
 forms, with weights and activations at their extremes, where int16 pair sums
-of the offset bytes would saturate and those of sign and magnitude come
-closest (AVX-512BW and AVX2 with one stream). Builds of one vector width then
+of the offset bytes would saturate and those of sign and magnitude (AVX-512BW
+and AVX2 with one stream; AVX2 flips the weights by an xor) come closest. Builds of one vector width then
 generate the same int8 samples.
 
 Where the CPU has AVX-VNNI (Intel Alder Lake and later clients, Sapphire
@@ -92,6 +92,9 @@ def cases(rows: int, cols: int):
     # offset byte 0: q = -128, whose magnitude 128 only fits unsigned (the widened
     # levels' one-stream products: 2 * 128 * 127 per vpmaddubsw pair)
     yield np.full((rows, cols), -127, np.int8), np.zeros(cols, np.uint8)
+    # AVX2's one stream flips the weights by an xor where q < 0 (127 -> -128):
+    # pair sums of 2 * 128 * -128, the int16 minimum
+    yield np.full((rows, cols), 127, np.int8), np.zeros(cols, np.uint8)
     yield (np.tile(np.where(odd, 127, -127).astype(np.int8), (rows, 1)),
            np.where(odd, 255, 0).astype(np.uint8))
     yield (rng.integers(-127, 128, (rows, cols)).astype(np.int8),
