@@ -55,40 +55,68 @@ constexpr int INT8_PATH = WN_INT8_NEON_DOTPROD;
 constexpr int INT8_PATH = WN_INT8_SCALAR;
 #endif
 
-// Quantize n floats (n % 16 == 0) to offset bytes; returns the scale.
-inline float quantize(const float* x, int n, uint8_t* q) {
-  vf mx{};
-  for (int i = 0; i < n; i += VW) {
-    vf v = vload(x + i);
-    v = v < 0.0f ? -v : v;
-    mx = mx > v ? mx : v;
+// max |x| over n floats (n % VW == 0): two chains, then a log-depth reduction
+// (max is exact, so the order does not change the result).
+inline float max_abs(const float* x, int n) {
+  const vi magnitude = vi{} + 0x7fffffff;
+  vf m0{}, m1{};
+  int i = 0;
+  for (; i + 2 * VW <= n; i += 2 * VW) {
+    m0 = vmax(m0, (vf)((vi)vload(x + i) & magnitude));
+    m1 = vmax(m1, (vf)((vi)vload(x + i + VW) & magnitude));
   }
+  if (i < n) m0 = vmax(m0, (vf)((vi)vload(x + i) & magnitude));
+  m0 = vmax(m0, m1);
 #if defined(__AVX512F__)
-  const float m = _mm512_reduce_max_ps((__m512)mx);  // log-depth, not 16 serial steps
+  return _mm512_reduce_max_ps((__m512)m0);
+#elif defined(__AVX2__)
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128((__m256)m0), _mm256_extractf128_ps((__m256)m0, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
 #else
   float m = 0.0f;
-  for (int i = 0; i < VW; ++i) m = std::max(m, mx[i]);
+  for (int k = 0; k < VW; ++k) m = std::max(m, m0[k]);
+  return m;
 #endif
+}
+
+// Quantize n floats (n % 16 == 0) to offset bytes; returns the scale.
+inline float quantize(const float* x, int n, uint8_t* q) {
+  const float m = max_abs(x, n);
   if (!(m > 0.0f)) {
     std::memset(q, 128, n);
     return 0.0f;
   }
   const float inv = 127.0f / m;
-  for (int i = 0; i < n; i += VW) {
+  int i = 0;
 #if defined(__AVX512F__)
+  for (; i < n; i += VW) {
     __m512i v = _mm512_cvtps_epi32((__m512)(vload(x + i) * inv));
     v = _mm512_add_epi32(v, _mm512_set1_epi32(128));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(v));
-#elif defined(__AVX2__)
-    // The same rounding as cvtps (to nearest even); 8 values of 1..255 -> bytes.
-    __m256i v = _mm256_cvtps_epi32((__m256)(vload(x + i) * inv));
-    v = _mm256_add_epi32(v, _mm256_set1_epi32(128));
-    const __m128i w16 = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i), _mm_packus_epi16(w16, w16));
-#else
-    for (int k = 0; k < VW; ++k) q[i + k] = (uint8_t)(std::nearbyint(x[i + k] * inv) + 128.0f);
-#endif
   }
+#elif defined(__AVX2__)
+  // 32 values at a time: rounded as cvtps (to nearest even) into -127..127,
+  // packed with signed saturation (lane-wise, then put in order), offset by
+  // an xor of the sign bit.
+  for (; i + 32 <= n; i += 32) {
+    const __m256i a = _mm256_cvtps_epi32((__m256)(vload(x + i) * inv));
+    const __m256i b = _mm256_cvtps_epi32((__m256)(vload(x + i + 8) * inv));
+    const __m256i c = _mm256_cvtps_epi32((__m256)(vload(x + i + 16) * inv));
+    const __m256i d = _mm256_cvtps_epi32((__m256)(vload(x + i + 24) * inv));
+    __m256i v = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+    v = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i),
+                        _mm256_xor_si256(v, _mm256_set1_epi8(-128)));
+  }
+  for (; i < n; i += VW) {
+    const __m256i v = _mm256_cvtps_epi32((__m256)(vload(x + i) * inv));
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(q + i),
+                     _mm_xor_si128(_mm_packs_epi16(w16, w16), _mm_set1_epi8(-128)));
+  }
+#endif
+  for (; i < n; ++i) q[i] = (uint8_t)(std::nearbyint(x[i] * inv) + 128.0f);
   return m / 127.0f;
 }
 
