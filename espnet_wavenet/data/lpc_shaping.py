@@ -71,21 +71,25 @@ class LPCShaping:
 
     def synthesis(
         self, wav: np.ndarray, state: Optional[Dict[str, Any]] = None,
-        logmel: Optional[np.ndarray] = None,
+        logmel: Optional[np.ndarray] = None, first_frame: int = 0,
     ) -> Tuple[np.ndarray, Dict[str, Any]]:
         """Generated excitation -> waveform in [-1, 1]; returns (audio, state).
 
-        ``logmel`` holds the utterance's frames from its first one (in
-        streaming: those that have arrived); ``state`` carries the position and
-        the filters' memories from chunk to chunk, so chunks equal one pass.
+        ``logmel`` holds the utterance's frames from frame ``first_frame`` (in
+        streaming: those that have arrived; the chunk's own first frame or an
+        earlier one); ``state`` carries the position and the filters' memories
+        from chunk to chunk, so chunks equal one pass.
         """
         if logmel is None:
             raise ValueError("LPC synthesis needs the utterance's log-mel features")
         st = self.initial_state() if state is None else state
-        pos, n_frames = st["pos"], len(logmel)
+        pos, n_frames = st["pos"], first_frame + len(logmel)
         f0 = min(pos // self.hop, n_frames - 1)
         f1 = min((pos + max(len(wav), 1) - 1) // self.hop, n_frames - 1)
-        a = self.predictors(np.asarray(logmel)[f0 : f1 + 1])  # frames are independent
+        if f0 < first_frame:
+            raise ValueError(f"log-mel from frame {first_frame}: the chunk needs frame {f0}")
+        rows = np.asarray(logmel)[f0 - first_frame : f1 + 1 - first_frame]
+        a = self.predictors(rows)  # frames are independent
         x, hist, zi = lpc.synthesis_from(wav, a, self.hop, st["hist"], pos - f0 * self.hop,
                                          st["zi"])
         b, a_hp = self.hp_ba

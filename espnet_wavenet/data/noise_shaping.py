@@ -77,9 +77,10 @@ class NoiseShaping:
 
     def synthesis(
         self, wav: np.ndarray, state: Optional[np.ndarray] = None,
-        logmel: Optional[np.ndarray] = None,
+        logmel: Optional[np.ndarray] = None, first_frame: int = 0,
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """Generated audio -> waveform in [-1, 1]; returns (audio, filter state)."""
+        """Generated audio -> waveform in [-1, 1]; returns (audio, filter state)
+        (``logmel``, ``first_frame``: unused; LPC shaping needs them)."""
         if not self.enabled:
             return wav, state
         b, a = self.synthesis_ba

@@ -20,6 +20,7 @@ look-ahead is 4 frames: 1024 samples, 46 ms at 22.05 kHz, plus compute time.
 import logging
 from typing import Optional
 
+import numpy as np
 import torch
 
 from espnet_wavenet.generation.interface import IncrementalGenerator
@@ -69,8 +70,13 @@ class StreamingVocoder:
             )
         self.state = self.gen.new_state(1) if self.incremental else None
         self.noise_gen = torch.Generator().manual_seed(self.seed)
-        self.frames = []  # normalized (T, n_mels) pieces
-        self.raw = []  # as given, for the non-incremental fallback
+        # Only the frames later samples can still depend on are kept (a push
+        # costs the same at the end of a long utterance as at its start).
+        self.frames = None  # normalized (T, n_mels), frames [kept, n_frames)
+        self.kept = 0
+        self.logmel = None  # for LPC shaping, frames [logmel_from, n_frames)
+        self.logmel_from = 0
+        self.raw = []  # as given, for the non-incremental fallback only
         self.n_frames = 0
         self.emitted = 0
         self.finished = False
@@ -103,11 +109,15 @@ class StreamingVocoder:
         # on the cores it needs (4 frames per push: 1.3x the time).
         with one_torch_thread():
             feats = self.vocoder.check_feats(frames)
-            self.raw.append(feats)
-            self.frames.append(feats if self.normalized else self.vocoder.normalize(feats))
             self.n_frames += feats.shape[0]
             if not self.incremental:
+                self.raw.append(feats)
                 return torch.zeros(0)
+            norm = feats if self.normalized else self.vocoder.normalize(feats)
+            self.frames = norm if self.frames is None else torch.cat([self.frames, norm])
+            if self.vocoder.shaping.enabled:
+                lm = self.vocoder.logmel(feats, self.normalized)  # row by row
+                self.logmel = lm if self.logmel is None else np.concatenate([self.logmel, lm])
             return self._emit(self.ready_samples(), final=False)
 
     @torch.no_grad()
@@ -130,16 +140,22 @@ class StreamingVocoder:
     def _context_frames(self, n0: int, final: bool):
         """Context-conv output frames from the first one sample n0 uses: (frames, offset)."""
         up = self.upsampler
-        feats = torch.cat(self.frames).t().unsqueeze(0)  # (1, n_mels, T)
         w = up.aux_context_window
-        # Replicate padding as offline; on the right only once the end is known.
-        padded = pad_context(feats, w, right=final).to(self.vocoder.mean.device)
-        n_cond = padded.shape[-1] - 2 * w  # frames the context conv can produce
         # Start at the first frame of the cone of n0 (or the true start, so that
         # the smoothing convs' zero padding there matches the offline pass); the
-        # window ends at the last computable frame, past the cone of the last sample.
+        # window ends at the last computable frame, past the cone of the last
+        # sample. Offline pads w frames on each side, so index a of the padded
+        # frames is frame a - w: earlier frames are never needed again.
         a = max(0, up.first_frame(n0) - 1)
-        return self.gen.context_frames(padded[0, :, a : n_cond + 2 * w]), a
+        drop = max(0, a - w) - self.kept
+        if drop > 0:
+            self.frames, self.kept = self.frames[drop:], self.kept + drop
+        feats = self.frames.t().unsqueeze(0).to(self.vocoder.mean.device)  # (1, n_mels, T)
+        # Replicate padding as offline: on the left while the first frame is
+        # kept, on the right only once the end is known.
+        padded = pad_context(feats, w, right=final, left=self.kept == 0)
+        start = a if self.kept == 0 else 0  # index a of the offline padding (kept = a - w)
+        return self.gen.context_frames(padded[0, :, start:]), a
 
     def _emit(self, n1: int, final: bool) -> torch.Tensor:
         n0 = self.emitted
@@ -159,8 +175,11 @@ class StreamingVocoder:
         self.emitted = n1
         if not voc.shaping.enabled:
             return out[0]
-        logmel = voc.logmel(torch.cat(self.raw), self.normalized)
         wav, self.shaping_state = voc.shaping.synthesis(
-            out[0].numpy(), self.shaping_state, logmel
+            out[0].numpy(), self.shaping_state, self.logmel, first_frame=self.logmel_from
         )
+        # The next chunk starts in frame n1 // hop.
+        drop = n1 // self.hop - self.logmel_from
+        if 0 < drop < len(self.logmel):
+            self.logmel, self.logmel_from = self.logmel[drop:], self.logmel_from + drop
         return torch.from_numpy(wav)

@@ -231,9 +231,12 @@ def stretch_reach(scales: Sequence[int]) -> int:
     return int((src - t // hop).abs().max())
 
 
-def pad_context(c: torch.Tensor, context: int, right: bool = True) -> torch.Tensor:
-    """Replicate-pad (B, C, T) frames by ``context`` frames on both sides (on the
-    left only with ``right=False``: streaming, before the end is known)."""
-    if context <= 0:
+def pad_context(c: torch.Tensor, context: int, right: bool = True,
+                left: bool = True) -> torch.Tensor:
+    """Replicate-pad (B, C, T) frames by ``context`` frames on both sides
+    (streaming: not on the right before the end is known, not on the left
+    once the first frame is no longer needed)."""
+    sides = (context if left else 0, context if right else 0)
+    if context <= 0 or sides == (0, 0):
         return c
-    return torch.nn.functional.pad(c, (context, context if right else 0), mode="replicate")
+    return torch.nn.functional.pad(c, sides, mode="replicate")

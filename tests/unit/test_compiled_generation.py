@@ -262,6 +262,27 @@ def test_streaming_equals_offline_with_lpc_excitation():
     check_streaming(voc, None)
 
 
+@needs_fast
+def test_streaming_keeps_only_the_frames_it_still_needs():
+    # A long stream: the frames (and the log-mel rows of the LPC synthesis)
+    # before the cone of the next sample are dropped, so a push's work does
+    # not grow with the utterance; the audio still equals offline.
+    from espnet_wavenet.generation.streaming import StreamingVocoder
+
+    voc = vocoder("mulaw", noise_shaping_conf=dict(lpc_order=16))
+    f = feats(72, 5)
+    stream = StreamingVocoder(voc, seed=9)
+    chunks, held = [], []
+    for i in range(0, len(f), 2):
+        chunks.append(stream.push(f[i : i + 2]))
+        held.append((len(stream.frames), len(stream.logmel)))
+    chunks.append(stream.flush())
+    assert torch.equal(torch.cat(chunks), voc.generate([f], seed=9)[0])
+    # look-ahead 4 + context 2 + the push's 2 frames + the sample cone's first frames
+    assert max(n for n, _ in held) <= 12 and max(m for _, m in held) <= 8
+    assert stream.kept > 50 and stream.logmel_from > 50
+
+
 def check_streaming(voc: WaveNetVocoder, sid) -> None:
     from espnet_wavenet.generation.streaming import StreamingVocoder
 

@@ -78,6 +78,15 @@ def test_synthesis_in_chunks_equals_one_pass(speech):
         y, state = sh.synthesis(e[a:b], state, mel[: min(20, b // HOP + 2)])
         parts.append(y)
     assert np.array_equal(np.concatenate(parts), whole)
+    # or only the frames from the chunk's first one on (a long stream drops the rest)
+    parts, state = [], None
+    for a, b in ((0, 1), (1, 300), (300, 512), (512, 513), (513, 3000), (3000, n)):
+        f0 = a // HOP
+        y, state = sh.synthesis(e[a:b], state, mel[f0 : min(20, b // HOP + 2)], first_frame=f0)
+        parts.append(y)
+    assert np.array_equal(np.concatenate(parts), whole)
+    with pytest.raises(ValueError, match="from frame 3: the chunk needs frame 2"):
+        sh.synthesis(e[600:700], sh.synthesis(e[:600], None, mel)[1], mel[3:], first_frame=3)
 
 
 def test_settings_and_missing_features_are_named(speech):
