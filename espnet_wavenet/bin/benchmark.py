@@ -54,6 +54,10 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help="instead of timings: cycles per sample of each part of the two-thread "
                    "pipeline (one utterance), from a -DWN_PROFILE build of the kernel")
+    p.add_argument("--streaming_frames", type=int, default=0,
+                   help="also stream each fast kind's utterance (--seconds) through "
+                   "StreamingVocoder, this many mel frames a push, against offline "
+                   "generation; 0: off")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--reference_threads", type=int, default=1)
     q = p.add_argument_group("precision quality on a trained model")

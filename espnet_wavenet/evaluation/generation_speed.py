@@ -125,6 +125,54 @@ def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict
     )
 
 
+def time_streaming(conf: Dict[str, Any], net, precision: str, seconds: float,
+                   frames_per_push: int, repeats: int) -> Dict[str, Any]:
+    """One utterance through :class:`StreamingVocoder` (``frames_per_push`` mel
+    frames a push) against offline generation of the same audio, medians of
+    ``repeats``; a push's time early and late in the utterance shows whether
+    its work grows with the utterance."""
+    from espnet_wavenet.generation.streaming import StreamingVocoder
+    from espnet_wavenet.vocoder.wavenet_vocoder import WaveNetVocoder
+
+    voc = WaveNetVocoder(
+        conf["feats_conf"], conf["wavenet_conf"], conf["distribution"],
+        conf.get("distribution_conf"), generator="fast", precision=precision,
+    ).eval()
+    voc.net.load_state_dict(net.state_dict())
+    n_frames = max(2 * frames_per_push, int(seconds * voc.fs / voc.hop))
+    feats = torch.randn(n_frames, conf["feats_conf"]["n_mels"],
+                        generator=torch.Generator().manual_seed(0))
+    voc.generate([feats[: 2 * frames_per_push]], seed=1)  # warm-up
+    offline, streamed, early, late = [], [], [], []
+    for _ in range(repeats):
+        w = time.perf_counter()
+        voc.generate([feats], seed=1)
+        offline.append(time.perf_counter() - w)
+        stream, pushes = StreamingVocoder(voc, seed=1), []
+        for i in range(0, n_frames, frames_per_push):
+            w = time.perf_counter()
+            stream.push(feats[i : i + frames_per_push])
+            pushes.append(time.perf_counter() - w)
+        w = time.perf_counter()
+        stream.flush()
+        streamed.append(sum(pushes) + time.perf_counter() - w)
+        tenth = max(1, len(pushes) // 10)
+        early.append(statistics.median(pushes[1 : 1 + tenth]))  # the first push warms up
+        late.append(statistics.median(pushes[-tenth:]))
+    med = statistics.median
+    return dict(
+        precision=precision,
+        audio_s=round(n_frames * voc.hop / voc.fs, 3),
+        frames_per_push=frames_per_push,
+        pushes=-(-n_frames // frames_per_push),
+        offline_wall_s=round(med(offline), 4),
+        streaming_wall_s=round(med(streamed), 4),
+        streaming_over_offline=round(med(streamed) / med(offline), 3),
+        ms_per_push_first_tenth=round(1000 * med(early), 3),
+        ms_per_push_last_tenth=round(1000 * med(late), 3),
+    )
+
+
 def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[str, Any]:
     """Where one utterance's time goes in the two-thread pipeline: TSC cycles
     per sample of each part, from a kernel built with -DWN_PROFILE."""
@@ -195,6 +243,12 @@ def bench_config(path: str, args) -> Dict[str, Any]:
     if any(k.startswith("fast") for k in kinds) and not compiled_available(net):
         logging.warning("fast kernel unavailable: timing the reference only")
         kinds = [k for k in kinds if not k.startswith("fast")]
+    if args.streaming_frames > 0 and net.upsample is not None:
+        out["streaming"] = [
+            time_streaming(conf, net, PRECISION_OF_KIND[k], args.seconds,
+                           args.streaming_frames, args.repeats)
+            for k in kinds if k in PRECISION_OF_KIND
+        ]
     for batch in args.batch_sizes:
         rows = {}
         for kind in kinds:

@@ -32,6 +32,26 @@ def test_benchmark_profile_accounts_for_the_step(capsys):
 
 
 @needs_fast
+def test_benchmark_streams_each_fast_kind(capsys):
+    # --streaming_frames: the utterance through StreamingVocoder against offline
+    # generation of the same audio, and pushes early and late in it.
+    import json
+
+    from espnet_wavenet.bin import benchmark
+
+    benchmark.main(["--config", str(CONF), "--kinds", "fast", "fast_int8", "reference",
+                    "--batch_sizes", "1", "--seconds", "0.3", "--repeats", "1",
+                    "--reference_seconds", "0.01", "--streaming_frames", "2"])
+    report = json.loads(capsys.readouterr().out)
+    rows = report["configs"][0]["streaming"]
+    assert [r["precision"] for r in rows] == ["float32", "int8"]
+    for r in rows:
+        assert r["pushes"] == -(-round(r["audio_s"] * 22050 / 256) // 2) > 10
+        assert r["streaming_wall_s"] > 0 and r["offline_wall_s"] > 0
+        assert r["ms_per_push_first_tenth"] > 0 and r["ms_per_push_last_tenth"] > 0
+
+
+@needs_fast
 def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     import json
     import subprocess
