@@ -6,10 +6,11 @@
 
 Kinds: fast (float32 kernel, exact), fast_fp16 / fast_int8 (float16 / int8
 weights, not exact), reference, gpu. Random weights (speed does not depend on
-them); wall-clock medians over ``--repeats`` runs, plus the process CPU time
-(on a shared machine wall time also counts other people's work). The
-fast/reference ratio is measured in the same run; the reference is timed on a
-short stretch only (it is slow).
+them); wall-clock medians over ``--repeats`` rounds, each timing every kind
+once in turn (the machine's drift then affects the kinds alike), plus the
+process CPU time (on a shared machine wall time also counts other people's work). The
+fast/reference ratio is measured in the same rounds; the reference is timed on a
+short stretch only (``--reference_seconds``: it is slow).
 
 What the lower precisions cost is measured with ``--quality_model`` on a
 trained packed model and real speech (``precision_quality``: teacher-forced

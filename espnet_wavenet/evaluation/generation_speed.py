@@ -6,12 +6,14 @@ Random weights (speed does not depend on them); wall-clock medians, plus the
 process CPU time (on a shared machine wall time also counts other work).
 """
 
+import contextlib
+import copy
 import ctypes
 import logging
 import os
 import statistics
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 import yaml
@@ -73,7 +75,8 @@ def make_generator(kind: str, net, dist, threads: int, split: Optional[bool] = N
     if kind == "gpu":
         from espnet_wavenet.generation.gpu import GpuGenerator
 
-        return GpuGenerator(net.cuda(), dist)
+        # its own copy: the other kinds, timed in turn with it, keep the CPU net
+        return GpuGenerator(copy.deepcopy(net).cuda(), dist)
     return CompiledGenerator(
         net, dist, threads=threads, precision=PRECISION_OF_KIND[kind], split=split
     )
@@ -85,9 +88,9 @@ def split_barrier_ns() -> Optional[float]:
     return round(barrier_ns(lib), 1) if lib is not None else None
 
 
-def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict[str, Any]:
-    """Median wall and CPU time of ``repeats`` generations of ``batch`` x ``length``
-    samples from random conditioning (after a short warm-up)."""
+def prepare_run(gen, batch: int, length: int, aux: int, dist) -> Callable[[], Any]:
+    """One generation of ``batch`` x ``length`` samples from random conditioning,
+    as a call (after a short warm-up run)."""
     device = next(gen.net.parameters()).device
     noise = dist.noise(batch, length, torch.Generator().manual_seed(0))
     warm = min(length, 256)
@@ -101,27 +104,32 @@ def time_run(gen, batch: int, length: int, aux: int, dist, repeats: int) -> Dict
         ]
         warm_frames = [f[:, : 1 + 2 * up.aux_context_window] for f in frames]
         gen.generate_from_frames(warm_frames, warm, noise[:, :warm])
-        run = lambda: gen.generate_from_frames(frames, length, noise)  # noqa: E731
-    else:
-        c_up = torch.randn(batch, aux, length, device=device)
-        gen.generate(c_up[:, :, :warm], warm, noise[:, :warm])
-        run = lambda: gen.generate(c_up, length, noise)  # noqa: E731
-    walls, cpus = [], []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        w, c = time.perf_counter(), time.process_time()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
+        return lambda: gen.generate_from_frames(frames, length, noise)
+    c_up = torch.randn(batch, aux, length, device=device)
+    gen.generate(c_up[:, :, :warm], warm, noise[:, :warm])
+    return lambda: gen.generate(c_up, length, noise)
+
+
+def time_once(run: Callable[[], Any], cuda: bool) -> Tuple[float, float]:
+    """Wall and process CPU seconds of one call of ``run``."""
+    if cuda:
+        torch.cuda.synchronize()
+    w, c = time.perf_counter(), time.process_time()
+    run()
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def timing(samples: int, walls, cpus) -> Dict[str, Any]:
+    """Medians of the timed runs of ``samples`` samples each."""
     wall = statistics.median(walls)
     return dict(
-        samples=batch * length,
+        samples=samples,
         wall_s=round(wall, 4),
         cpu_s=round(statistics.median(cpus), 4),
-        samples_per_s=round(batch * length / wall, 1),
+        samples_per_s=round(samples / wall, 1),
+        runs=len(walls),
     )
 
 
@@ -209,6 +217,20 @@ def profile_pipeline(net, dist, precision: str, length: int, aux: int) -> Dict[s
     )
 
 
+@contextlib.contextmanager
+def reference_threads(kind: str, n: int):
+    """The reference is launch-bound: intra-op threads only add overhead (on a
+    busy 2-core machine they slow it down many times), so it runs with ``n``
+    torch threads (``--reference_threads``, default 1: its fastest setting here)."""
+    n_threads = torch.get_num_threads()
+    if kind == "reference":
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n_threads)
+
+
 def bench_config(path: str, args) -> Dict[str, Any]:
     """Time every kind of ``args.kinds`` at every batch size on the network of
     config ``path`` (random weights), or with ``args.profile`` profile the
@@ -250,22 +272,27 @@ def bench_config(path: str, args) -> Dict[str, Any]:
             for k in kinds if k in PRECISION_OF_KIND
         ]
     for batch in args.batch_sizes:
-        rows = {}
+        rows, gens, runs, lengths = {}, {}, {}, {}
         for kind in kinds:
             seconds = args.reference_seconds if kind == "reference" else args.seconds
-            length = max(1, int(seconds * fs))
-            gen = make_generator(kind, net, dist, args.threads, SPLIT_OPTIONS[args.split])
-            repeats = 1 if kind == "reference" else args.repeats
-            # The reference is launch-bound: intra-op threads only add overhead
-            # (on a busy 2-core machine they slow it down many times), so it is
-            # timed with --reference_threads (default 1), its fastest setting here.
-            n_threads = torch.get_num_threads()
-            if kind == "reference":
-                torch.set_num_threads(args.reference_threads)
-            try:
-                r = time_run(gen, batch, length, net.aux_channels, dist, repeats)
-            finally:
-                torch.set_num_threads(n_threads)
+            lengths[kind] = max(1, int(seconds * fs))
+            gens[kind] = make_generator(kind, net, dist, args.threads, SPLIT_OPTIONS[args.split])
+            with reference_threads(kind, args.reference_threads):
+                runs[kind] = prepare_run(gens[kind], batch, lengths[kind], net.aux_channels, dist)
+        # Rounds over the kinds, not each kind's repeats in a row: this shared
+        # machine's speed drifts over minutes (up to 2x), and the ratios between
+        # the kinds, the reference's included, are what the runs compare.
+        walls = {k: [] for k in kinds}
+        cpus = {k: [] for k in kinds}
+        for _ in range(args.repeats):
+            for kind in kinds:
+                with reference_threads(kind, args.reference_threads):
+                    w, c = time_once(runs[kind], kind == "gpu")
+                walls[kind].append(w)
+                cpus[kind].append(c)
+        for kind in kinds:
+            gen, length = gens[kind], lengths[kind]
+            r = timing(batch * length, walls[kind], cpus[kind])
             if kind == "reference":
                 r["threads"] = args.reference_threads
             r.update(kind=kind, batch=batch, audio_s_per_stream=round(length / fs, 4),
@@ -291,6 +318,5 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                     r["speedup_vs_reference"] = round(
                         r["samples_per_s"] / rows["reference"]["samples_per_s"], 1
                     )
-        net = net.cpu()
     out["load_average_after"] = os.getloadavg()
     return out

@@ -52,6 +52,30 @@ def test_benchmark_streams_each_fast_kind(capsys):
 
 
 @needs_fast
+def test_benchmark_times_the_kinds_in_rounds(capsys, monkeypatch):
+    # Each round times every kind once, in turn (the machine's drift then
+    # affects the kinds alike, the reference's ratio included).
+    import json
+
+    from espnet_wavenet.bin import benchmark
+    from espnet_wavenet.evaluation import generation_speed
+
+    order = []
+    time_once = generation_speed.time_once
+    monkeypatch.setattr(generation_speed, "time_once",
+                        lambda run, cuda: order.append(run) or time_once(run, cuda))
+    benchmark.main(["--config", str(CONF), "--kinds", "fast", "fast_int8", "reference",
+                    "--batch_sizes", "1", "--seconds", "0.05", "--repeats", "3",
+                    "--reference_seconds", "0.005"])
+    fast, int8, ref = order[:3]
+    assert len({id(fast), id(int8), id(ref)}) == 3
+    assert order == [fast, int8, ref] * 3
+    rows = json.loads(capsys.readouterr().out)["configs"][0]["results"]
+    assert [(r["kind"], r["runs"]) for r in rows] == [("fast", 3), ("fast_int8", 3),
+                                                      ("reference", 3)]
+
+
+@needs_fast
 def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     import json
     import subprocess
