@@ -55,8 +55,7 @@ constexpr int INT8_PATH = WN_INT8_NEON_DOTPROD;
 constexpr int INT8_PATH = WN_INT8_SCALAR;
 #endif
 
-// max |x| over n floats (n % VW == 0): two chains, then a log-depth reduction
-// (max is exact, so the order does not change the result).
+// max |x| over n floats (n % VW == 0): two chains, then the lanes (hmax).
 inline float max_abs(const float* x, int n) {
   const vi magnitude = vi{} + 0x7fffffff;
   vf m0{}, m1{};
@@ -66,18 +65,7 @@ inline float max_abs(const float* x, int n) {
     m1 = vmax(m1, (vf)((vi)vload(x + i + VW) & magnitude));
   }
   if (i < n) m0 = vmax(m0, (vf)((vi)vload(x + i) & magnitude));
-  m0 = vmax(m0, m1);
-#if defined(__AVX512F__)
-  return _mm512_reduce_max_ps((__m512)m0);
-#elif defined(__AVX2__)
-  __m128 h = _mm_max_ps(_mm256_castps256_ps128((__m256)m0), _mm256_extractf128_ps((__m256)m0, 1));
-  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
-#else
-  float m = 0.0f;
-  for (int k = 0; k < VW; ++k) m = std::max(m, m0[k]);
-  return m;
-#endif
+  return hmax(vmax(m0, m1));
 }
 
 // Quantize n floats (n % 16 == 0) to offset bytes; returns the scale.

@@ -131,10 +131,20 @@ inline vf vgate(vf a, vf b) {
   return (e - 1.0f) / ((e + 1.0f) * (1.0f + vexp(-b)));
 }
 
+// The largest lane, in log depth where there are shuffles (max is exact, so
+// the order does not change the result).
 inline float hmax(vf v) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_max_ps((__m512)v);
+#elif defined(__AVX__)
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128((__m256)v), _mm256_extractf128_ps((__m256)v, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+#else
   float m = v[0];
   for (int i = 1; i < VW; ++i) m = std::max(m, v[i]);
   return m;
+#endif
 }
 
 }  // namespace wn

@@ -222,9 +222,11 @@ def reference_threads(kind: str, n: int):
     """The reference is launch-bound: intra-op threads only add overhead (on a
     busy 2-core machine they slow it down many times), so it runs with ``n``
     torch threads (``--reference_threads``, default 1: its fastest setting here)."""
+    if kind != "reference":
+        yield
+        return
     n_threads = torch.get_num_threads()
-    if kind == "reference":
-        torch.set_num_threads(n)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
