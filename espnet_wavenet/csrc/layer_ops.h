@@ -1,6 +1,7 @@
 // The matrix products of a layer per weight precision: Dense (float32/float16), Quant (int8).
 #pragma once
 
+#include <cstring>
 #include <vector>
 
 #include "int8.h"
@@ -16,19 +17,29 @@ struct Dense {
   typedef WT Head;
   const WnModel& m;
   Dense(const WnModel& m, int) : m(m) {}
-  const WT* conv(int l) const {
-    return static_cast<const WT*>(m.wconv) + (size_t)l * 2 * m.Hp * m.K * m.Rp;
+  // Tap k of layer l: its own packed (2 Hp, Rp) matrix, so that the newest
+  // tap (thread A's) and the older ones (thread B's) are each contiguous: with
+  // the taps side by side in one panel A read half of every panel, which
+  // streamed 0.87x as fast from L3 where L2 holds less than the weights
+  // (microbenchmark of A's products, Zen 3, 512 KB L2).
+  const WT* conv(int l, int k) const {
+    return static_cast<const WT*>(m.wconv) + ((size_t)l * m.K + k) * 2 * m.Hp * m.Rp;
   }
   // past = init + older taps (taps: (K - 1) Rp per stream; none: past = init).
+  // One accumulation chain as one product would: each tap starts from the last
+  // one's float sums.
   void conv_old(int l, int nb, const float* taps, float* past, const float* init, int is) {
     const int G2 = 2 * m.Hp, st = (m.K - 1) * m.Rp;
-    matvec_n<WT>(nb, conv(l), 0, G2 / VW, st, m.K * m.Rp, taps, st, past, G2, init, is);
+    if (m.K == 1)
+      for (int s = 0; s < nb; ++s) std::memcpy(past + s * G2, init + s * is, sizeof(float) * G2);
+    for (int k = 0; k < m.K - 1; ++k)
+      matvec_n<WT>(nb, conv(l, k), 0, G2 / VW, m.Rp, m.Rp, taps + k * m.Rp, st, past, G2,
+                   k == 0 ? init : past, k == 0 ? is : G2);
   }
   // a = past + newest tap (h: Rp per stream).
   void conv_new(int l, int nb, const float* h, float* a, const float* past) {
     const int G2 = 2 * m.Hp;
-    matvec_n<WT>(nb, conv(l) + (size_t)(m.K - 1) * m.Rp * VW, 0, G2 / VW, m.Rp, m.K * m.Rp,
-                 h, m.Rp, a, G2, past, G2);
+    matvec_n<WT>(nb, conv(l, m.K - 1), 0, G2 / VW, m.Rp, m.Rp, h, m.Rp, a, G2, past, G2);
   }
   // Rows [p0, p1) panels of the residual/skip projection of z (Hp per stream).
   void rs(int l, int p0, int p1, int nb, const float* z, float* y, int ys) {

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#define WN_ABI_VERSION 14
+#define WN_ABI_VERSION 15
 
 extern "C" {
 
@@ -38,7 +38,7 @@ struct WnModel {
   const int32_t* dil;
   const float* emb_w;  // categorical (n_classes, Rp); continuous (Rp)
   const float* emb_b;  // continuous (Rp)
-  const void* wconv;   // L x packed (2 Hp, K Rp): rows by halves (see gate())
+  const void* wconv;   // L x K x packed (2 Hp, Rp): tap k (oldest first), rows by halves (see gate())
   const void* wrs;     // L x packed (Rp + Sp, Hp): residual rows then skip rows
   const float* brs;    // L x (Rp + Sp)
   const void* w1;      // packed (Sp, Sp)

@@ -146,9 +146,8 @@ def pack(net: WaveNet, dist: Distribution, precision: str, panel: int) -> Packed
         for name, mats in (("qconv", taps), ("qrs", rs)):
             q = [quantize(x, panel) for x in mats]
             t[name], t[name + "_s"], t[name + "_c"] = (torch.cat(v) for v in zip(*q))
-    else:  # every layer's taps side by side: (2 Hp, K Rp)
-        conv = [torch.cat(taps[i : i + K], dim=1) for i in range(0, len(taps), K)]
-        t["wconv"] = torch.stack([panels(x, 2 * Hp, panel) for x in conv]).to(wdt)
+    else:  # per layer and tap a (2 Hp, Rp) matrix, as int8's: each thread's taps contiguous
+        t["wconv"] = torch.stack([panels(x, 2 * Hp, panel) for x in taps]).to(wdt)
         t["wrs"] = torch.stack([panels(x, Rp + Sp, panel) for x in rs]).to(wdt)
     t["brs"] = torch.stack(brs).contiguous()
     # Columns padded too: the kernel reads Sp columns (the padded skips are
