@@ -27,7 +27,7 @@ from espnet_wavenet.generation.cpu.generator import (
 from espnet_wavenet.generation.interface import FrameGenerator
 from espnet_wavenet.generation.reference import ReferenceGenerator
 from espnet_wavenet.models.builder import build_wavenet
-from espnet_wavenet.utils.cpu import cpu_name, l2_cache_kb
+from espnet_wavenet.utils.cpu import cpu_name, l2_cache_kb, l3_cache_kb
 
 KINDS = ("fast", "fast_fp16", "fast_int8", "reference", "gpu")
 PRECISION_OF_KIND = {"fast": "float32", "fast_fp16": "float16", "fast_int8": "int8"}
@@ -44,6 +44,7 @@ def machine(threads: int, gpu: bool) -> Dict[str, Any]:
         kernel=loader.kernel_kind(),  # the ISA level (or native build) that ran
         kernel_error=loader.load_error(),
         l2_cache_kb_per_core=l2_cache_kb(),
+        l3_cache_kb=l3_cache_kb(),
         cpu_count=os.cpu_count(),
         threads=threads,
         torch=torch.__version__,
@@ -55,15 +56,20 @@ def machine(threads: int, gpu: bool) -> Dict[str, Any]:
 
 def read_bandwidth(threads: int) -> Optional[Dict[str, float]]:
     """Read bandwidth of ``threads`` threads (GB/s, together) from a buffer each
-    of half the L2 (held in L2) and of 20 MB (L3 or memory): the ceilings that
-    ``weight_gb_per_s`` meets. None without the kernel."""
+    of half the L2, of 4 L2 (at most a share of half the L3: other cores, other
+    tenants of a virtual machine, use the rest) and of twice the L3 (memory):
+    the ceilings that ``weight_gb_per_s`` meets. None without the kernel."""
     lib = abi.load()
     if lib is None:
         return None
     l2 = (l2_cache_kb() or 1024) * 1024
+    l3 = (l3_cache_kb() or 32768) * 1024
+    sizes = (("L2", l2 // 2, 4_000_000_000), ("L3", min(4 * l2, l3 // (2 * threads)), 2_000_000_000),
+             ("memory", 2 * l3, 1_000_000_000))
     return {
-        f"{size / 1e6:.2f}MB_per_thread": round(lib.wn_read_bench(size, threads, total // size), 1)
-        for size, total in ((l2 // 2, 4_000_000_000), (20_000_000, 1_000_000_000))
+        f"{name}_{size / 1e6:.2f}MB_per_thread":
+            round(lib.wn_read_bench(size, threads, max(1, total // size)), 1)
+        for name, size, total in sizes
     }
 
 

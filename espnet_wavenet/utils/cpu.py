@@ -1,5 +1,5 @@
 """What the CPU is: its name (to go with every speed figure), its instruction
-set flags (to pick a kernel) and its L2 size. The one reader of /proc/cpuinfo."""
+set flags (to pick a kernel) and its cache sizes. The one reader of /proc/cpuinfo."""
 
 import functools
 import platform
@@ -41,12 +41,12 @@ def has_bf16_products() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def l2_cache_kb() -> Optional[int]:
-    """Level-2 cache of the first core in KiB (Linux sysfs), or None."""
+def cache_kb(level: int) -> Optional[int]:
+    """Cache of ``level`` seen by the first core in KiB (Linux sysfs), or None."""
     base = Path("/sys/devices/system/cpu/cpu0/cache")
     for index in sorted(base.glob("index*")):
         try:
-            if (index / "level").read_text().strip() != "2":
+            if (index / "level").read_text().strip() != str(level):
                 continue
             size = (index / "size").read_text().strip().upper()
         except OSError:
@@ -54,3 +54,13 @@ def l2_cache_kb() -> Optional[int]:
         scale = {"K": 1, "M": 1024}.get(size[-1:], None)
         return int(size[:-1]) * scale if scale else int(size) // 1024
     return None
+
+
+def l2_cache_kb() -> Optional[int]:
+    """Level-2 cache of the first core in KiB, or None."""
+    return cache_kb(2)
+
+
+def l3_cache_kb() -> Optional[int]:
+    """Level-3 cache the first core shares in KiB, or None."""
+    return cache_kb(3)
