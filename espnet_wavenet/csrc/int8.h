@@ -419,7 +419,7 @@ void matvec_q(const int8_t* W, int p0, int p1, int cols, const uint8_t* xq, int 
 #if defined(WN_INT8_ONES_COMPLEMENT)
     // AVX2, several streams: the one-stream xor products stream by stream (the
     // matrix stays in L1 between them).  128 x 64 products for 4 streams from
-    // L1: 0.46-0.76x the time of the widened ones (Zen 3, whose vpmovsxbw
+    // L1: 0.58-0.76x the time of the widened ones (Zen 3, whose vpmovsxbw
     // costs 1.3 cycles); the widened ones need 2 vpmaddwd per 16 weights and
     // stream, the xor ones 2 multiplies per 32.
     for (int s = 0; s < S; ++s)
