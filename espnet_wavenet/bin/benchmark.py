@@ -10,7 +10,9 @@ them); wall-clock medians over ``--repeats`` rounds, each timing every kind
 once in turn (the machine's drift then affects the kinds alike), plus the
 process CPU time (on a shared machine wall time also counts other people's work). The
 fast/reference ratio is measured in the same rounds; the reference is timed on a
-short stretch only (``--reference_seconds``: it is slow).
+short stretch only (``--reference_seconds``: it is slow). ``--isa`` with several
+ISA levels times every fast kind at each level in the same rounds, so that the
+levels' rows compare runs of the same minutes.
 
 What the lower precisions cost is measured with ``--quality_model`` on a
 trained packed model and real speech (``precision_quality``: teacher-forced
@@ -31,6 +33,7 @@ from typing import List, Optional
 import torch
 
 from espnet_wavenet.evaluation.generation_speed import KINDS, SPLIT_OPTIONS, bench_config, machine
+from espnet_wavenet.generation.cpu import loader
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -44,10 +47,11 @@ def get_parser() -> argparse.ArgumentParser:
                    help="fast: float32 kernel (exact); fast_fp16, fast_int8: float16 / int8 "
                    "weights (faster, not exact); reference; gpu")
     p.add_argument("--threads", type=int, default=None, help="default: torch threads")
-    p.add_argument("--isa", default=None,
+    p.add_argument("--isa", nargs="+", default=None,
                    help="kernel to load: auto, native or an ISA level (baseline, avx2, avxvnni, "
                    "avx512, avx512vnni): measure a lower level on a CPU that has a higher one "
-                   "(sets ESPNET_WAVENET_KERNEL)")
+                   "(sets ESPNET_WAVENET_KERNEL); several levels: every fast kind at each, "
+                   "timed in the same rounds (each timing's 'kernel' says which)")
     p.add_argument("--split", choices=sorted(SPLIT_OPTIONS), default="auto",
                    help="batch 1 on two threads: the two-thread pipeline as the generator "
                    "decides (auto: only when a probe spin exchange is cheap), or forced on / "
@@ -88,8 +92,14 @@ def main(argv: Optional[List[str]] = None) -> None:
         if not args.quality_wavs:
             parser.error("--quality_model needs --quality_wavs (real speech)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if args.isa is not None:  # before the kernel is first loaded
-        os.environ["ESPNET_WAVENET_KERNEL"] = args.isa
+    if args.isa is not None and len(args.isa) == 1:  # before the kernel is first loaded
+        os.environ["ESPNET_WAVENET_KERNEL"] = args.isa[0]
+    elif args.isa is not None:
+        for level in args.isa:  # fail before the timings
+            try:
+                loader.check_level(level, "--isa")
+            except RuntimeError as e:
+                parser.error(str(e))
     args.threads = args.threads or torch.get_num_threads()
     report = machine(args.threads, "gpu" in args.kinds and torch.cuda.is_available())
     report["configs"] = [bench_config(c, args) for c in args.config]

@@ -73,9 +73,11 @@ def read_bandwidth(threads: int) -> Optional[Dict[str, float]]:
     }
 
 
-def make_generator(kind: str, net, dist, threads: int, split: Optional[bool] = None):
+def make_generator(kind: str, net, dist, threads: int, split: Optional[bool] = None,
+                   level: Optional[str] = None):
     """The generator a benchmark kind names (see :data:`KINDS`); ``split``: the
-    fast kinds' pipeline choice (None: the generator's own probe)."""
+    fast kinds' pipeline choice (None: the generator's own probe); ``level``:
+    the fast kinds' ISA level (None: the process's kernel)."""
     if kind == "reference":
         return ReferenceGenerator(net, dist)
     if kind == "gpu":
@@ -84,7 +86,7 @@ def make_generator(kind: str, net, dist, threads: int, split: Optional[bool] = N
         # its own copy: the other kinds, timed in turn with it, keep the CPU net
         return GpuGenerator(copy.deepcopy(net).cuda(), dist)
     return CompiledGenerator(
-        net, dist, threads=threads, precision=PRECISION_OF_KIND[kind], split=split
+        net, dist, threads=threads, precision=PRECISION_OF_KIND[kind], split=split, kernel=level
     )
 
 
@@ -279,28 +281,34 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                            args.streaming_frames, args.repeats)
             for k in kinds if k in PRECISION_OF_KIND
         ]
+    # (kind, ISA level): with several --isa levels every fast kind runs at each.
+    levels = args.isa if args.isa and len(args.isa) > 1 else [None]
+    timed = [(k, lv) for k in kinds for lv in (levels if k in PRECISION_OF_KIND else [None])]
     for batch in args.batch_sizes:
         rows, gens, runs, lengths = {}, {}, {}, {}
-        for kind in kinds:
+        for key in timed:
+            kind, level = key
             seconds = args.reference_seconds if kind == "reference" else args.seconds
-            lengths[kind] = max(1, int(seconds * fs))
-            gens[kind] = make_generator(kind, net, dist, args.threads, SPLIT_OPTIONS[args.split])
+            lengths[key] = max(1, int(seconds * fs))
+            gens[key] = make_generator(kind, net, dist, args.threads, SPLIT_OPTIONS[args.split],
+                                       level)
             with reference_threads(kind, args.reference_threads):
-                runs[kind] = prepare_run(gens[kind], batch, lengths[kind], net.aux_channels, dist)
-        # Rounds over the kinds, not each kind's repeats in a row: this shared
-        # machine's speed drifts over minutes (up to 2x), and the ratios between
-        # the kinds, the reference's included, are what the runs compare.
-        walls = {k: [] for k in kinds}
-        cpus = {k: [] for k in kinds}
+                runs[key] = prepare_run(gens[key], batch, lengths[key], net.aux_channels, dist)
+        # Rounds over the kinds (and levels), not each one's repeats in a row:
+        # this shared machine's speed drifts over minutes (up to 2x), and the
+        # ratios between them, the reference's included, are what the runs compare.
+        walls = {k: [] for k in timed}
+        cpus = {k: [] for k in timed}
         for _ in range(args.repeats):
-            for kind in kinds:
-                with reference_threads(kind, args.reference_threads):
-                    w, c = time_once(runs[kind], kind == "gpu")
-                walls[kind].append(w)
-                cpus[kind].append(c)
-        for kind in kinds:
-            gen, length = gens[kind], lengths[kind]
-            r = timing(batch * length, walls[kind], cpus[kind])
+            for key in timed:
+                with reference_threads(key[0], args.reference_threads):
+                    w, c = time_once(runs[key], key[0] == "gpu")
+                walls[key].append(w)
+                cpus[key].append(c)
+        for key in timed:
+            kind = key[0]
+            gen, length = gens[key], lengths[key]
+            r = timing(batch * length, walls[key], cpus[key])
             if kind == "reference":
                 r["threads"] = args.reference_threads
             r.update(kind=kind, batch=batch, audio_s_per_stream=round(length / fs, 4),
@@ -308,6 +316,7 @@ def bench_config(path: str, args) -> Dict[str, Any]:
             # real-time factor per stream: seconds of compute per second of audio
             r["rtf"] = round(r["wall_s"] / (length / fs), 4)
             if isinstance(gen, CompiledGenerator):
+                r["kernel"] = gen.kernel
                 # Memory traffic: every step reads all weights once (a batch shares them).
                 step = gen.step_weight_bytes()
                 r["weight_bytes_per_step"] = step
@@ -317,14 +326,13 @@ def bench_config(path: str, args) -> Dict[str, Any]:
                 # probe may refuse it on a busy machine: then one thread ran it).
                 r["pipeline"] = bool(gen.last_split) and batch < gen.threads
             r["rtf_cpu_time"] = round(r["cpu_s"] / (length / fs), 4)
-            rows[kind] = r
+            rows[key] = r
             out["results"].append(r)
             logging.info("%s", r)
-        if "reference" in rows:
-            for kind, r in rows.items():
-                if kind != "reference":
-                    r["speedup_vs_reference"] = round(
-                        r["samples_per_s"] / rows["reference"]["samples_per_s"], 1
-                    )
+        ref = rows.get(("reference", None))
+        if ref is not None:
+            for key, r in rows.items():
+                if key[0] != "reference":
+                    r["speedup_vs_reference"] = round(r["samples_per_s"] / ref["samples_per_s"], 1)
     out["load_average_after"] = os.getloadavg()
     return out

@@ -76,6 +76,33 @@ def test_benchmark_times_the_kinds_in_rounds(capsys, monkeypatch):
 
 
 @needs_fast
+def test_benchmark_times_several_isa_levels_in_the_same_rounds(capsys, monkeypatch):
+    import json
+
+    from espnet_wavenet.bin import benchmark
+    from espnet_wavenet.evaluation import generation_speed
+
+    levels = loader.cpu_levels()[-2:]  # x86-64: the baseline and the level above it
+    if len(levels) < 2:
+        pytest.skip("this CPU runs one kernel level only")
+    order = []
+    time_once = generation_speed.time_once
+    monkeypatch.setattr(generation_speed, "time_once",
+                        lambda run, cuda: order.append(run) or time_once(run, cuda))
+    benchmark.main(["--config", str(CONF), "--kinds", "fast_int8", "reference",
+                    "--batch_sizes", "1", "--seconds", "0.05", "--repeats", "2",
+                    "--reference_seconds", "0.005", "--isa", *levels])
+    assert len(set(map(id, order[:3]))) == 3 and order == order[:3] * 2
+    rows = json.loads(capsys.readouterr().out)["configs"][0]["results"]
+    assert [(r["kind"], r.get("kernel")) for r in rows] == [
+        ("fast_int8", levels[0]), ("fast_int8", levels[1]), ("reference", None)]
+    # both levels compared with the one reference of the same rounds
+    assert all(r["speedup_vs_reference"] > 0 for r in rows[:2])
+    with pytest.raises(SystemExit):
+        benchmark.main(["--config", str(CONF), "--isa", levels[0], "no_such_level"])
+
+
+@needs_fast
 def test_benchmark_names_the_cpu_and_forces_a_lower_isa_level(tmp_path):
     import json
     import subprocess

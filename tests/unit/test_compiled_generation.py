@@ -23,11 +23,12 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def compare(dist, net, d, length, batch=2, g=None, **kw):
+def compare(dist, net, d, length, batch=2, g=None, kernel=None, **kw):
     c_up = torch.randn(batch, net.aux_channels, length, generator=torch.Generator().manual_seed(1))
     noise = d.noise(batch, length, torch.Generator().manual_seed(2))
     ref, ref_lg = ReferenceGenerator(net, d).generate(c_up, length, noise, g, return_logits=True, **kw)
-    fast, fast_lg = CompiledGenerator(net, d).generate(c_up, length, noise, g, return_logits=True, **kw)
+    fast, fast_lg = CompiledGenerator(net, d, kernel=kernel).generate(
+        c_up, length, noise, g, return_logits=True, **kw)
     assert fast.shape == ref.shape and fast_lg.shape == ref_lg.shape
     if dist == "mulaw":
         assert torch.equal(fast, ref)
@@ -60,6 +61,20 @@ def test_every_installed_level_equals_reference(level, monkeypatch):
     for dist in ("mulaw", "mol"):
         _, net, d = tiny(dist, 3)
         compare(dist, net, d, 600, g=torch.tensor([2, 0]))
+
+
+@needs_fast
+def test_generator_runs_the_level_it_names():
+    # kernel=<level> runs that level's build whatever the process loaded (the
+    # benchmark's --isa with several levels), and it equals the reference.
+    _, net, d = tiny("mulaw")
+    for level in loader.cpu_levels()[-2:]:
+        gen = CompiledGenerator(net, d, kernel=level)
+        assert gen.kernel == level
+        assert (gen.int8_path == "scalar") == (level == "baseline")
+        compare("mulaw", net, d, 300, kernel=level)
+    with pytest.raises(RuntimeError, match="no_such_level"):
+        CompiledGenerator(net, d, kernel="no_such_level")
 
 
 @needs_fast

@@ -114,3 +114,8 @@ def load() -> Optional[ctypes.CDLL]:
     """The kernel (:func:`.loader.load_library`), bound; None when unavailable."""
     lib = loader.load_library()
     return bind(lib) if lib is not None else None
+
+
+def load_level(level: str) -> ctypes.CDLL:
+    """The kernel of one ISA level (:func:`.loader.level_library`), bound."""
+    return bind(loader.level_library(level))

@@ -108,6 +108,9 @@ class CompiledGenerator:
             re-probed every SPLIT_PROBE_EVERY_S): when another process holds a
             core, spinning costs microseconds. The output is bitwise the same
             either way.
+        kernel: an ISA level whose kernel to run (:func:`.loader.level_library`)
+            instead of the one loaded for the process (benchmarks of several
+            levels in one process).
     """
 
     kind = "fast"
@@ -119,11 +122,15 @@ class CompiledGenerator:
         threads: Optional[int] = None,
         precision: str = "float32",
         split: Optional[bool] = None,
+        kernel: Optional[str] = None,
     ):
-        self.lib = abi.load()
-        if self.lib is None:
-            raise RuntimeError(f"compiled kernel unavailable: {loader.load_error()}")
-        self.kernel = loader.kernel_kind()  # which build: an ISA level or "native"
+        if kernel is not None:
+            self.lib, self.kernel = abi.load_level(kernel), kernel
+        else:
+            self.lib = abi.load()
+            if self.lib is None:
+                raise RuntimeError(f"compiled kernel unavailable: {loader.load_error()}")
+            self.kernel = loader.kernel_kind()  # which build: an ISA level or "native"
         dist_code(dist)  # ValueError for a distribution the kernel lacks
         self.net = net.eval()
         self._params = tuple(net.parameters())  # see _weights_key

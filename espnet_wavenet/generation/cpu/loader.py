@@ -27,7 +27,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from espnet_wavenet.generation.cpu.build import (
     BASE_FLAGS,
@@ -47,6 +47,7 @@ _lib: Optional[ctypes.CDLL] = None
 _error: Optional[str] = None
 _kind: Optional[str] = None  # which kernel was loaded: a level name or "native"
 _profile_lib: Optional[Tuple[ctypes.CDLL, str]] = None  # and the level it was built for
+_level_libs: Dict[str, ctypes.CDLL] = {}  # level_library's
 
 
 def disabled() -> bool:
@@ -124,17 +125,19 @@ def _open_installed(level: str) -> ctypes.CDLL:
     return _open(kernel_path(level), lib)
 
 
+def check_level(level: str, what: str = "ESPNET_WAVENET_KERNEL") -> None:
+    """RuntimeError unless ``level`` is a level of this machine's builds that this CPU runs."""
+    if level not in install_levels():
+        raise RuntimeError(f"{what}={level!r}: expected auto, native or one of {install_levels()}")
+    if level not in cpu_levels():
+        raise RuntimeError(f"{what}={level}: this CPU cannot run it")
+
+
 def _choice() -> str:
     """``ESPNET_WAVENET_KERNEL``, checked: auto, native or a level this CPU runs."""
     choice = os.environ.get("ESPNET_WAVENET_KERNEL", "auto")
     if choice not in ("auto", "native"):
-        if choice not in install_levels():
-            raise RuntimeError(
-                f"ESPNET_WAVENET_KERNEL={choice!r}: expected auto, native or one of "
-                f"{install_levels()}"
-            )
-        if choice not in cpu_levels():
-            raise RuntimeError(f"ESPNET_WAVENET_KERNEL={choice}: this CPU cannot run it")
+        check_level(choice)
     return choice
 
 
@@ -158,6 +161,20 @@ def _load() -> Tuple[ctypes.CDLL, str]:
         except Exception as e:  # noqa: BLE001 - try the next level, report all
             errors.append(f"{level}: {e}")
     raise RuntimeError("; ".join(errors))
+
+
+def level_library(level: str) -> ctypes.CDLL:
+    """The installed kernel of ``level`` (compiled with the level's flags at first
+    use where it is missing or stale), whatever ESPNET_WAVENET_KERNEL says: for a
+    benchmark that times several levels in one process."""
+    check_level(level, "level")
+    if level not in _level_libs:
+        try:
+            _level_libs[level] = _open_installed(level)
+        except (StaleKernel, OSError) as e:
+            logging.info("%s; compiling the %s level", e, level)
+            _level_libs[level] = _build_native(level=level)
+    return _level_libs[level]
 
 
 def load_library() -> Optional[ctypes.CDLL]:
