@@ -51,7 +51,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="kernel to load: auto, native or an ISA level (baseline, avx2, avxvnni, "
                    "avx512, avx512vnni): measure a lower level on a CPU that has a higher one "
                    "(sets ESPNET_WAVENET_KERNEL); several levels: every fast kind at each, "
-                   "timed in the same rounds (each timing's 'kernel' says which)")
+                   "timed in the same rounds (each timing's 'kernel' says which; the first "
+                   "is the one --profile and --streaming_frames use)")
     p.add_argument("--split", choices=sorted(SPLIT_OPTIONS), default="auto",
                    help="batch 1 on two threads: the two-thread pipeline as the generator "
                    "decides (auto: only when a probe spin exchange is cheap), or forced on / "
@@ -92,10 +93,11 @@ def main(argv: Optional[List[str]] = None) -> None:
         if not args.quality_wavs:
             parser.error("--quality_model needs --quality_wavs (real speech)")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if args.isa is not None and len(args.isa) == 1:  # before the kernel is first loaded
+    if args.isa is not None:
+        # The first level is the process's kernel (the machine report, --profile,
+        # --streaming_frames); set before the kernel is first loaded.
         os.environ["ESPNET_WAVENET_KERNEL"] = args.isa[0]
-    elif args.isa is not None:
-        for level in args.isa:  # fail before the timings
+        for level in args.isa[1:]:  # fail before the timings
             try:
                 loader.check_level(level, "--isa")
             except RuntimeError as e:

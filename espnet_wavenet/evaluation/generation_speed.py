@@ -64,8 +64,11 @@ def read_bandwidth(threads: int) -> Optional[Dict[str, float]]:
         return None
     l2 = (l2_cache_kb() or 1024) * 1024
     l3 = (l3_cache_kb() or 32768) * 1024
-    sizes = (("L2", l2 // 2, 4_000_000_000), ("L3", min(4 * l2, l3 // (2 * threads)), 2_000_000_000),
-             ("memory", 2 * l3, 1_000_000_000))
+    sizes = (
+        ("L2", l2 // 2, 4_000_000_000),
+        ("L3", min(4 * l2, l3 // (2 * threads)), 2_000_000_000),
+        ("memory", 2 * l3, 1_000_000_000),
+    )
     return {
         f"{name}_{size / 1e6:.2f}MB_per_thread":
             round(lib.wn_read_bench(size, threads, max(1, total // size)), 1)

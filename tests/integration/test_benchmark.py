@@ -89,6 +89,7 @@ def test_benchmark_times_several_isa_levels_in_the_same_rounds(capsys, monkeypat
     time_once = generation_speed.time_once
     monkeypatch.setattr(generation_speed, "time_once",
                         lambda run, cuda: order.append(run) or time_once(run, cuda))
+    monkeypatch.setenv("ESPNET_WAVENET_KERNEL", levels[0])  # main sets it; undone after
     benchmark.main(["--config", str(CONF), "--kinds", "fast_int8", "reference",
                     "--batch_sizes", "1", "--seconds", "0.05", "--repeats", "2",
                     "--reference_seconds", "0.005", "--isa", *levels])
@@ -100,6 +101,7 @@ def test_benchmark_times_several_isa_levels_in_the_same_rounds(capsys, monkeypat
     assert all(r["speedup_vs_reference"] > 0 for r in rows[:2])
     with pytest.raises(SystemExit):
         benchmark.main(["--config", str(CONF), "--isa", levels[0], "no_such_level"])
+    assert "--isa='no_such_level': expected one of" in capsys.readouterr().err
 
 
 @needs_fast

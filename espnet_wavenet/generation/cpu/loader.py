@@ -125,10 +125,11 @@ def _open_installed(level: str) -> ctypes.CDLL:
     return _open(kernel_path(level), lib)
 
 
-def check_level(level: str, what: str = "ESPNET_WAVENET_KERNEL") -> None:
-    """RuntimeError unless ``level`` is a level of this machine's builds that this CPU runs."""
+def check_level(level: str, what: str = "ESPNET_WAVENET_KERNEL", also: str = "") -> None:
+    """RuntimeError unless ``level`` is a level of this machine's builds that this CPU
+    runs (``also``: the other accepted values, for the message)."""
     if level not in install_levels():
-        raise RuntimeError(f"{what}={level!r}: expected auto, native or one of {install_levels()}")
+        raise RuntimeError(f"{what}={level!r}: expected {also}one of {install_levels()}")
     if level not in cpu_levels():
         raise RuntimeError(f"{what}={level}: this CPU cannot run it")
 
@@ -137,7 +138,7 @@ def _choice() -> str:
     """``ESPNET_WAVENET_KERNEL``, checked: auto, native or a level this CPU runs."""
     choice = os.environ.get("ESPNET_WAVENET_KERNEL", "auto")
     if choice not in ("auto", "native"):
-        check_level(choice)
+        check_level(choice, also="auto, native or ")
     return choice
 
 
