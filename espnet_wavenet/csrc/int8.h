@@ -404,34 +404,26 @@ template <int S>
 void matvec_q(const int8_t* W, int p0, int p1, int cols, const uint8_t* xq, int xqs,
               const float* sx, float* y, int ys, const float* init, int is, const float* sr,
               const int32_t* cs) {
-#if defined(WN_INT8_WIDENED)
+#if defined(WN_INT8_ONES_COMPLEMENT)
+  // AVX2: the one-stream xor products, stream by stream for several streams
+  // too (the matrix stays in L1 between them).  128 x 64 products for 4
+  // streams from L1: 0.58-0.76x the time of the widened ones (Zen 3, whose
+  // vpmovsxbw costs 1.3 cycles; the widened ones need 2 vpmaddwd per 16
+  // weights and stream, these 2 multiplies per 32).
+  for (int s = 0; s < S; ++s)
+    mvq_blocks<1, int8_t>(W, p0, p1, cols, reinterpret_cast<const int8_t*>(xq + s * xqs), xqs,
+                          sx + s, y + s * ys, ys, init + s * is, is, sr, cs,
+                          ones_correction(xq + s * xqs, cols));
+#elif defined(WN_INT8_WIDENED)
   if constexpr (S == 1) {
     // One stream: sign and magnitude (see mvq_panels): at batch 1, AVX2 and
     // AVX-512BW 1.28x and 1.13x the widened products (median of 5 runs each).
-#if defined(WN_INT8_ONES_COMPLEMENT)
-    const int32_t corr = ones_correction(xq, cols);
-#else
-    const int32_t corr = 0;
-#endif
     mvq_blocks<1, int8_t>(W, p0, p1, cols, reinterpret_cast<const int8_t*>(xq), xqs, sx, y,
-                          ys, init, is, sr, cs, corr);
+                          ys, init, is, sr, cs);
   } else {
-#if defined(WN_INT8_ONES_COMPLEMENT)
-    // AVX2, several streams: the one-stream xor products stream by stream (the
-    // matrix stays in L1 between them).  128 x 64 products for 4 streams from
-    // L1: 0.58-0.76x the time of the widened ones (Zen 3, whose vpmovsxbw
-    // costs 1.3 cycles); the widened ones need 2 vpmaddwd per 16 weights and
-    // stream, the xor ones 2 multiplies per 32.
-    for (int s = 0; s < S; ++s)
-      mvq_blocks<1, int8_t>(W, p0, p1, cols, reinterpret_cast<const int8_t*>(xq + s * xqs),
-                            xqs, sx + s, y + s * ys, ys, init + s * is, is, sr, cs,
-                            ones_correction(xq + s * xqs, cols));
-    return;
-#endif
-    // Several streams: the weights widened once for all of them, their
-    // activations once per product, not once per panel block (a group's 4
-    // values are then one broadcast load; measured at batch 16: +12-19% with
-    // AVX-512BW, +2-15% with AVX2).
+    // AVX-512BW, several streams: the weights widened once for all of them,
+    // their activations once per product, not once per panel block (a group's
+    // 4 values are then one broadcast load; measured at batch 16: +12-19%).
     thread_local std::vector<int16_t> wide;
     if (wide.size() < (size_t)S * cols) wide.resize((size_t)S * cols);
     for (int s = 0; s < S; ++s)

@@ -6,7 +6,8 @@ is picked, so machines that run it need no compiler and no writable cache.
 
 - ``auto`` (default): the best installed level the CPU supports;
 - a level name (``avx2``, ...): that installed level (to measure it on a CPU
-  that has more);
+  that has more), compiled with the level's flags at first use where it is
+  missing or stale (:func:`level_library`);
 - ``native``: compiled with ``-march=native`` at first use (development).
 
 Without installed kernels (a source tree that was never installed), or when
@@ -147,7 +148,7 @@ def _load() -> Tuple[ctypes.CDLL, str]:
     if choice == "native":
         return _build_native(), "native"
     if choice != "auto":
-        return _open_installed(choice), choice
+        return level_library(choice), choice
     levels = cpu_levels()
     if not any(kernel_path(lv).exists() for lv in levels):
         logging.info("no installed kernel; compiling for this CPU at first use")
