@@ -21,8 +21,11 @@ $(VENV)/.installed: setup.py $(LOCK)
 
 venv: $(VENV)/.installed
 
+# A worker per core, at most 2 (the tests' own jobs use both cores of a 2-core
+# machine); a file's tests stay on one worker, so its module fixtures run once.
 test: venv
-	$(PY) -m pytest -q --durations=15 tests  # the slowest, for whoever trims the run time
+	$(PY) -m pytest -q -n auto --maxprocesses 2 --dist loadfile \
+		--durations=15 tests  # the slowest, for whoever trims the run time
 
 demo: venv
 	cd egs/mini_kathleen/voc1 && ./run.sh

@@ -70,7 +70,7 @@ setup(
         "matplotlib>=3.5",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "pytest-xdist>=3.5"],  # make test: a worker per core
         # speechmos ships the DNSMOS ONNX models in its wheel and declares no
         # requirements; it imports onnxruntime, librosa and requests.
         "eval": ["pesq>=0.0.4", "pystoi>=0.3", "pysptk>=0.2", "speechmos>=0.0.1.1",
