@@ -19,62 +19,9 @@ import pytest
 import soundfile as sf
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-MINI_DB = REPO / "egs" / "mini_kathleen" / "db"
+from recipe_copy import REPO, make_recipe_copy, make_small_db, run_recipe
+
 FEATS = dict(fs=22050, n_fft=1024, n_shift=256, fmin=80, fmax=7600, n_mels=80)
-
-
-def make_recipe_copy(root: Path) -> Path:
-    """``root`` mirrors the repository: egs/TEMPLATE, egs/mini_kathleen/voc1, conf."""
-    shutil.copytree(REPO / "egs" / "TEMPLATE", root / "egs" / "TEMPLATE", symlinks=True)
-    recipe = root / "egs" / "mini_kathleen" / "voc1"
-    shutil.copytree(
-        REPO / "egs" / "mini_kathleen" / "voc1", recipe, symlinks=True,
-        ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"),
-    )
-    (root / "conf").symlink_to(REPO / "conf")
-    # the shipped model, which the demo's stages 4-5 decode beside its own
-    shipped = root / "egs" / "kathleen" / "voc1" / "pretrained"
-    shipped.parent.mkdir(parents=True)
-    shipped.symlink_to(REPO / "egs" / "kathleen" / "voc1" / "pretrained")
-    if (REPO / ".venv").exists():
-        (root / ".venv").symlink_to(REPO / ".venv")
-    return recipe
-
-
-def make_small_db(db: Path, n_train: int = 6, n_test: int = 2) -> Path:
-    """The shortest utterances of mini_kathleen in its layout (audio linked)."""
-    splits = {s: (MINI_DB / "splits" / s).read_text().split() for s in ("train", "dev", "eval")}
-    dur = lambda u: sf.info(str(MINI_DB / "wav" / f"{u}.flac")).frames  # noqa: E731
-    keep = {
-        "train": sorted(sorted(splits["train"], key=dur)[:n_train]),
-        "dev": sorted(sorted(splits["dev"], key=dur)[:n_test]),
-        "eval": sorted(sorted(splits["eval"], key=dur)[:n_test]),
-    }
-    (db / "wav").mkdir(parents=True)
-    (db / "splits").mkdir()
-    text = dict(ln.split(maxsplit=1) for ln in (MINI_DB / "text").read_text().splitlines())
-    ids = sorted(u for v in keep.values() for u in v)
-    (db / "text").write_text("".join(f"{u} {text[u]}\n" for u in ids))
-    for s, v in keep.items():
-        (db / "splits" / s).write_text("".join(f"{u}\n" for u in v))
-    for u in ids:
-        (db / "wav" / f"{u}.flac").symlink_to(MINI_DB / "wav" / f"{u}.flac")
-    return db
-
-
-def run_recipe(recipe: Path, *args: str, check: bool = True, timeout: int = 600,
-               env: dict = None):
-    env = dict(env or os.environ, OMP_NUM_THREADS="1",
-               PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    proc = subprocess.run(
-        ["bash", "./run.sh", *args], cwd=recipe, env=env, timeout=timeout,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    if check and proc.returncode != 0:
-        logs = "\n".join(f"== {p}\n{p.read_text()[-3000:]}" for p in recipe.rglob("*.log"))
-        raise AssertionError(f"run.sh {' '.join(args)} failed:\n{proc.stdout[-6000:]}\n{logs[-8000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")
@@ -309,67 +256,3 @@ def test_two_node_rendezvous_trains_as_one_process(recipe_run, tmp_path):
     assert two.keys() == one.keys()
     for k in one:  # DDP averages the two ranks' gradients: the same up to rounding
         torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-6, msg=k)
-
-
-# ------------------------------------------------------------------- Slurm
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory):
-    """A two-node Slurm on this machine from Debian's packages (installed here when
-    missing): two slurmd, one CPU each."""
-    import slurm_cluster
-
-    reason = slurm_cluster.ensure_installed()
-    if reason:
-        pytest.skip(reason)
-    with slurm_cluster.SlurmCluster(tmp_path_factory.mktemp("slurm"), nodes=2) as cluster:
-        yield cluster
-
-
-def test_stages_run_through_a_real_slurm(slurm, tmp_path):
-    from espnet_wavenet.train.checkpoint import load_checkpoint
-
-    recipe = make_recipe_copy(tmp_path)
-    db = make_small_db(tmp_path / "small_db")
-    env = dict(slurm.env, VOC_BACKEND="slurm")
-    train = ["--train_args", "--num_iters_per_epoch 3 --batch_size 2 --max_epoch 1 "
-             "--cpu_bf16 false", "--train_threads", "1"]
-    # training on both nodes: one task per node (srun), ranks from Slurm
-    run_recipe(recipe, "--stage", "0", "--stop_stage", "4", "--db_root", str(db), "--nj", "2",
-               *train, "--num_nodes", "2", "--tag", "two_nodes",
-               "--decode_args", "--batch_size 4", env=env)
-    # every stage's jobs went to Slurm as job arrays (sbatch --wait) ...
-    ids = {p.name: p.read_text().strip() for p in recipe.rglob("slurm/*.id")}
-    assert {"feats.array.id", "train.id", "decode.array.id"} <= set(ids), ids
-    done = re.findall(r"_job_complete: JobId=(\d+)\S* done", slurm.log())
-    for name, job in ids.items():
-        assert job.split(";")[0] in done, (name, job)
-    # ... with their logs where the local backend writes them
-    exp = recipe / "exp" / "two_nodes"
-    for log in [recipe / "dump" / s / "log" / f"feats.{j}.log" for s in ("train", "eval") for j in (1, 2)] \
-            + [exp / "train.log"]:
-        assert "# exit code 0," in log.read_text(), log
-    train_log = (exp / "train.log").read_text()
-    assert "srun --ntasks-per-node=1" in train_log.splitlines()[0]
-    assert re.search(r"\[\S+:0/2\]", train_log), train_log[-3000:]  # ESPnet's rank 0 of 2
-    assert len(list((exp / "decode_valid.loss.best" / "eval" / "wav").glob("*.wav"))) == 2
-    # the two nodes wrote what one process with the same global batch writes
-    run_recipe(recipe, "--stage", "3", "--stop_stage", "3", *train, "--tag", "one_process")
-    two = load_checkpoint(exp / "checkpoint.pth")["model"]
-    one = load_checkpoint(recipe / "exp" / "one_process" / "checkpoint.pth")["model"]
-    assert two.keys() == one.keys()
-    for k in one:
-        torch.testing.assert_close(two[k], one[k], rtol=1e-4, atol=1e-6, msg=k)
-
-    # A failed job stops its stage, naming its log.
-    wav_scp = recipe / "data" / "dev" / "wav.scp"
-    lines = wav_scp.read_text().splitlines()
-    utt = lines[1].split()[0]
-    lines[1] = f"{utt} {tmp_path / 'gone.flac'}"
-    wav_scp.write_text("\n".join(lines) + "\n")
-    proc = run_recipe(recipe, "--stage", "1", "--stop_stage", "2", "--nj", "2", env=env,
-                      check=False)
-    assert proc.returncode != 0
-    failed = recipe / "dump" / "dev" / "log" / "feats.2.log"
-    assert f"failed; see dump/dev/log/feats.2.log" in proc.stdout, proc.stdout[-3000:]
-    assert "gone.flac" in failed.read_text()
-    assert "Stage 2" not in proc.stdout
