@@ -21,8 +21,9 @@ $(VENV)/.installed: setup.py $(LOCK)
 
 venv: $(VENV)/.installed
 
-# A worker per core, at most 2 (the tests' own jobs use both cores of a 2-core
-# machine); a file's tests stay on one worker, so its module fixtures run once.
+# A pytest-xdist worker per core, at most 2 (measured only with 2; many tests run
+# two-process jobs themselves); a file's tests stay on one worker, so its module
+# fixtures (the recipe run, the Slurm cluster) run once.
 test: venv
 	$(PY) -m pytest -q -n auto --maxprocesses 2 --dist loadfile \
 		--durations=15 tests  # the slowest, for whoever trims the run time

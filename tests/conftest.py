@@ -2,7 +2,7 @@
 
 ``unit/`` holds in-process tests; ``integration/`` the ones that run ESPnet,
 recipes or builds in subprocesses, all marked ``slow``: ``pytest -m "not slow"``
-is the fast loop, ``pytest tests`` (the README's command) runs everything."""
+is the fast loop, ``make test`` (the README's command) runs everything."""
 
 import os
 import subprocess
