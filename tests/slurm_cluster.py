@@ -2,36 +2,22 @@
 from Debian's packages, in a temporary folder, on free ports, torn down after."""
 
 import os
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import debian_packages
+
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 BINARIES = ("slurmctld", "slurmd", "sbatch", "sinfo", "munged", "mungekey")
-
-
-def _missing() -> List[str]:
-    return [b for b in BINARIES if shutil.which(b) is None]
 
 
 def ensure_installed() -> Optional[str]:
     """Install Debian's Slurm where it is missing and this may; the reason it
     cannot be had otherwise (None: ready)."""
-    if not _missing():
-        return None
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return f"Slurm is not installed ({', '.join(_missing())} missing) and installing " \
-               "it needs root and apt-get"
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    install = ["apt-get", "install", "-y", "-q", *PACKAGES]
-    for cmd in (install, ["apt-get", "update", "-q"], install):
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if cmd is install and proc.returncode == 0 and not _missing():
-            return None
-    return f"apt-get install {' '.join(PACKAGES)} failed: {proc.stderr[-500:]}"
+    return debian_packages.ensure(PACKAGES, BINARIES)
 
 
 def _free_port() -> int:

@@ -5,7 +5,6 @@ and the exact int8 sums at the extremes. Speed on Arm cannot be measured here.
 """
 
 import ctypes
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+import debian_packages
 from nets import needs_fast, tiny
 from espnet_wavenet.distributions import DEFAULT_SAMPLING
 from espnet_wavenet.generation.cpu import abi, build
@@ -20,16 +20,10 @@ from espnet_wavenet.generation.cpu.generator import CompiledGenerator
 from espnet_wavenet.generation.cpu.packing import pack
 from espnet_wavenet.utils.matmul import row_stable_mm
 
-CXX = shutil.which("aarch64-linux-gnu-g++")
-QEMU = shutil.which("qemu-aarch64")
-pytestmark = [
-    pytest.mark.skipif(
-        CXX is None or QEMU is None,
-        reason="needs Debian's cross compiler and qemu-user "
-        "(apt-get install g++-aarch64-linux-gnu qemu-user)",
-    ),
-    needs_fast,
-]
+# Debian's cross compiler and qemu-user, installed when missing (debian_packages).
+PACKAGES = ("g++-aarch64-linux-gnu", "qemu-user")
+CXX, QEMU = "aarch64-linux-gnu-g++", "qemu-aarch64"
+pytestmark = needs_fast
 DRIVER = Path(__file__).with_name("kernel_driver.cpp")
 # The installed aarch64 levels: ARMv8-A (NEON, scalar int8) and ARMv8.2-A with sdot.
 ARM_BUILDS = {"armv8-a": build.ISA_LEVELS["baseline"][0],
@@ -38,6 +32,9 @@ ARM_BUILDS = {"armv8-a": build.ISA_LEVELS["baseline"][0],
 
 @pytest.fixture(scope="module")
 def drivers(tmp_path_factory):
+    reason = debian_packages.ensure(PACKAGES, (CXX, QEMU))
+    if reason:
+        pytest.skip(reason)
     out = tmp_path_factory.mktemp("aarch64")
     flags = [f for f in build.BASE_FLAGS if f not in ("-shared", "-fPIC", "-fopenmp")]
     exes = {}
